@@ -1,0 +1,4 @@
+"""Everything the hub operator runs: submission, the Celery reducer, the store, pooling, reports.
+
+Imports ``omop`` only, never ``trust_worker``.
+"""

@@ -1,0 +1,7 @@
+"""``omopfed hub ...`` commands: thin wrappers over the hub-side functions."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

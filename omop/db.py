@@ -1,0 +1,34 @@
+"""Opening PostgreSQL connections with errors a user can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from omop.dburl import libpq_url, redact
+from omop.errors import OmopFedError
+
+
+class DatabaseUnavailable(OmopFedError):
+    """The server could not be reached or refused the credentials."""
+
+
+def connect(url: str, *, connect_timeout: int = 10, **kwargs: Any) -> psycopg.Connection[Any]:
+    """``psycopg.connect`` that turns connection failures into a one-line ``DatabaseUnavailable``."""
+    target = libpq_url(url)
+    try:
+        return psycopg.connect(target, connect_timeout=connect_timeout, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to {redact(target)}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # libpq puts the useful part after "FATAL:" on the first line; keep it short and free of internals
+    msg = lines[0] if lines else type(exc).__name__
+    if "FATAL:" in msg:
+        msg = msg.split("FATAL:", 1)[1].strip()
+    elif "failed:" in msg:
+        msg = msg.rsplit("failed:", 1)[1].strip() or msg
+    return msg

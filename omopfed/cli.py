@@ -1,0 +1,95 @@
+"""Root of the ``omopfed`` command line.
+
+Errors users can act on (``OmopFedError``) become one line on stderr and the error's exit code, never a
+traceback. ``--env-file FILE`` is accepted anywhere on the command line and applies to every command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+from omop.errors import OmopFedError
+from omop.settings import use_env_file
+
+app = typer.Typer(
+    name="omopfed",
+    help="Federated cohort analytics over OMOP CDM databases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    env_file: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--env-file", help="Read OMOPFED_* settings from this file (accepted after any command too)."
+    ),
+) -> None:
+    """Federated cohort analytics over OMOP CDM databases."""
+
+
+def _mount() -> None:
+    from trust_worker.cli import app as trust_app
+
+    app.add_typer(trust_app, name="trust", help="What a hospital (trust) runs: database, checks, worker.")
+    try:
+        from hub_broker.cli import app as hub_app
+    except ImportError:  # pragma: no cover - a trust-only installation
+        pass
+    else:
+        app.add_typer(hub_app, name="hub", help="What the hub runs: submit, reducer, status, results.")
+    from omopfed.keys_cli import app as keys_app
+
+    app.add_typer(keys_app, name="keys", help="Create and exchange signing and encryption keys.")
+    try:
+        from omopfed.stack_cli import register as register_stack
+    except ImportError:  # pragma: no cover - until the stack exists
+        pass
+    else:
+        register_stack(app)
+
+
+def _take_env_files(argv: list[str]) -> list[str]:
+    """Remove every ``--env-file X`` / ``--env-file=X`` from argv and register the files."""
+    rest: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--env-file":
+            value = next(it, None)
+            if value is None:
+                raise OmopFedError("--env-file needs a file name", exit_code=2)
+            use_env_file(Path(value))
+        elif arg.startswith("--env-file="):
+            use_env_file(Path(arg.split("=", 1)[1]))
+        else:
+            rest.append(arg)
+    return rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _take_env_files(args)
+        _mount()
+        result = app(args=args, prog_name="omopfed", standalone_mode=False)
+    except OmopFedError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

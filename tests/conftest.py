@@ -1,0 +1,105 @@
+"""Real servers for the tests: embedded PostgreSQL and Valkey by default, the system ones on request.
+
+Set ``OMOPFED_TEST_PG_URL`` (a superuser URL) and/or ``OMOPFED_TEST_REDIS_URL`` to run against servers
+that are already running; each test still gets its own database, and the Redis database is flushed
+after each test that used it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from omop.dburl import with_database
+
+READER_TEST_PASSWORD = "reader-test-password"
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL server the tests may create databases on, with a superuser URL."""
+
+    admin_url: str  # superuser, database "postgres"
+    embedded: bool
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="omopfed-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_root: Path) -> Iterator[PgServer]:
+    url = os.environ.get("OMOPFED_TEST_PG_URL")
+    if url:
+        yield PgServer(admin_url=url, embedded=False)
+        return
+    from omop.localservices import start_postgres
+
+    server = start_postgres(tmp_root / "pg")
+    try:
+        yield PgServer(admin_url=server.url(), embedded=True)
+    finally:
+        server.stop()
+
+
+def create_database(admin_url: str, prefix: str = "t") -> str:
+    """Create an empty database with a unique name and return its superuser URL."""
+    name = f"omopfed_{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, db_url: str) -> None:
+    from omop.dburl import database_name
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database_name(db_url)))
+        )
+
+
+@pytest.fixture
+def empty_db(pg_server: PgServer) -> Iterator[str]:
+    """A new, empty database for one test (superuser URL); dropped afterwards."""
+    url = create_database(pg_server.admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server.admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def redis_base_url(tmp_root: Path) -> Iterator[str]:
+    url = os.environ.get("OMOPFED_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from omop.localservices import start_valkey
+
+    server = start_valkey(tmp_root / "valkey")
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_base_url: str) -> Iterator[str]:
+    """A Redis URL whose database is flushed after the test."""
+    import redis
+
+    yield redis_base_url
+    redis.Redis.from_url(redis_base_url).flushdb()

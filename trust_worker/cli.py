@@ -1,0 +1,7 @@
+"""``omopfed trust ...`` commands: thin wrappers over the trust-side functions."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
