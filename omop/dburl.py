@@ -7,11 +7,22 @@ Every ``--db-url`` accepts plain libpq URLs (``postgresql://user:pw@host:port/db
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 from omop.errors import UsageError
 
 _SCHEME = re.compile(r"^(postgres|postgresql)(\+[a-z0-9_]+)?$")
+
+
+def urlunsplit(parts: tuple[str, str, str, str, str] | SplitResult) -> str:
+    """Like ``urllib.parse.urlunsplit`` but keeps ``//`` for an empty host (unix-socket URLs)."""
+    scheme, netloc, path, query, fragment = parts
+    out = f"{scheme}://{netloc}{path}"
+    if query:
+        out += f"?{query}"
+    if fragment:
+        out += f"#{fragment}"
+    return out
 
 
 def libpq_url(url: str) -> str:

@@ -125,7 +125,9 @@ def start_postgres(
             check=True, capture_output=True, text=True, user=user, timeout=timeout,
         )  # fmt: skip
     except subprocess.CalledProcessError as exc:
-        raise LocalServiceError(f"initdb failed: {(exc.stderr or exc.stdout).strip().splitlines()[-1:]}") from exc
+        raise LocalServiceError(
+            f"initdb failed: {(exc.stderr or exc.stdout).strip().splitlines()[-1:]}"
+        ) from exc
     finally:
         pwfile.unlink(missing_ok=True)
 

@@ -32,5 +32,8 @@ def test_redact_hides_password_only() -> None:
 def test_url_rewrites() -> None:
     assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
-    assert with_database("postgresql://u:p@h:1/a?sslmode=require", "b") == "postgresql://u:p@h:1/b?sslmode=require"
+    assert (
+        with_database("postgresql://u:p@h:1/a?sslmode=require", "b")
+        == "postgresql://u:p@h:1/b?sslmode=require"
+    )
     assert with_user("postgresql://u:p@h:1/a", "r", "p w") == "postgresql://r:p%20w@h:1/a"
