@@ -1,7 +1,154 @@
-"""``omopfed hub ...`` commands: thin wrappers over the hub-side functions."""
+"""``omopfed hub ...``: submit, reducer, status, result, redis-acl. Thin wrappers over the hub modules."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from hub_broker.display import progress_table, render_report
+from hub_broker.finalize import finalize_if_due
+from hub_broker.report import EXIT_CODES, query_report
+from hub_broker.settings import HubSettings
+from hub_broker.store import HubStore, Query
+from hub_broker.submit import submit, wait_for
+from omop.errors import OmopFedError, UsageError
+from omop.settings import load
 
 app = typer.Typer(no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+TRUSTS_HELP = "Comma-separated trust ids (default: every registered trust)."
+
+
+def _settings(**overrides: object) -> HubSettings:
+    return load(HubSettings, **overrides)
+
+
+def _read_sql(sql_file: Path | None, sql: str | None) -> str:
+    if (sql_file is None) == (sql is None):
+        raise UsageError("give exactly one of --sql-file or --sql")
+    if sql_file is not None:
+        try:
+            return sql_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --sql-file {sql_file}: {exc.strerror or exc}") from exc
+    assert sql is not None
+    return sql
+
+
+@app.command("submit")
+def submit_cmd(
+    sql_file: Path | None = typer.Option(None, "--sql-file", help="File with the cohort SQL."),  # noqa: B008
+    sql: str | None = typer.Option(None, "--sql", help="The cohort SQL as text."),
+    trusts: str | None = typer.Option(None, "--trusts", help=TRUSTS_HELP),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds to wait for trusts (default 60)."),
+    project: str = typer.Option("default", "--project", help="Project id the trusts check against policy."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+    store_url: str | None = typer.Option(None, "--store", help="Hub store URL (OMOPFED_HUB_STORE_URL)."),
+) -> int:
+    """Submit a cohort question to the trusts, show progress per trust, then the pooled result."""
+    settings = _settings(hub_store_url=store_url)
+    text = _read_sql(sql_file, sql)
+    store = HubStore(settings.hub_store_url)
+    wanted = trusts.split(",") if trusts is not None else None
+    sub = submit(settings, store, sql=text, trusts=wanted, timeout_s=timeout, project_id=project)
+    if as_json:
+        query = wait_for(store, sub.query_id)
+        print(json.dumps(query_report(query), sort_keys=True))
+    else:
+        err.print(f"query [bold]{sub.query_id}[/] sent to {len(sub.trusts)} trust(s): {', '.join(sub.trusts)}")
+        with Live(console=err, refresh_per_second=10, transient=True) as live:
+
+            def show(q: Query) -> None:
+                live.update(progress_table(q))
+
+            query = wait_for(store, sub.query_id, on_progress=show)
+        render_report(out, query_report(query))
+    return EXIT_CODES.get(query.status, 4)
+
+
+@app.command("status")
+def status_cmd(
+    query_id: str | None = typer.Argument(None, help="A query id (default: the most recent queries)."),
+    store_url: str | None = typer.Option(None, "--store"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show the state of one query, or a list of recent ones."""
+    store = HubStore(_settings(hub_store_url=store_url).hub_store_url)
+    if query_id is None:
+        queries = store.recent()
+        for q in queries:
+            finalize_if_due(store, q.query_id)
+        queries = store.recent()
+        if as_json:
+            print(json.dumps([{"query_id": q.query_id, "status": q.status,
+                               "created_at": q.created_at.isoformat()} for q in queries]))  # fmt: skip
+            return
+        table = Table("query id", "status", "created", "trusts")
+        for q in queries:
+            table.add_row(q.query_id, q.status, q.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                          ", ".join(f"{a.trust_id}:{a.status}" for a in q.answers))  # fmt: skip
+        out.print(table)
+        return
+    query = _known(store, query_id)
+    if as_json:
+        print(json.dumps({"query_id": query.query_id, "status": query.status,
+                          "trusts": {a.trust_id: a.status for a in query.answers}}))  # fmt: skip
+    else:
+        out.print(progress_table(query))
+
+
+@app.command("result")
+def result_cmd(
+    query_id: str = typer.Argument(..., help="The query id printed by submit."),
+    store_url: str | None = typer.Option(None, "--store"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> int:
+    """Print the pooled and per-trust result of a query from the store."""
+    store = HubStore(_settings(hub_store_url=store_url).hub_store_url)
+    query = _known(store, query_id)
+    report = query_report(query)
+    if as_json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        render_report(out, report)
+    return EXIT_CODES.get(query.status, 0 if query.status == "pending" else 4)
+
+
+def _known(store: HubStore, query_id: str) -> Query:
+    query = finalize_if_due(store, query_id)
+    if query is None:
+        raise OmopFedError(f"unknown query id {query_id!r}", exit_code=2)
+    return query
+
+
+@app.command("reducer")
+def reducer_cmd(
+    loglevel: str = typer.Option("INFO", "--loglevel"),
+    store_url: str | None = typer.Option(None, "--store"),
+) -> None:
+    """Run the hub's reducer: a Celery worker on hub.results that verifies, stores and pools answers."""
+    from hub_broker.celery_app import run_reducer
+
+    run_reducer(_settings(hub_store_url=store_url), loglevel=loglevel.upper())
+
+
+@app.command("redis-acl")
+def redis_acl_cmd(
+    trusts: str = typer.Option(..., "--trusts", help="Comma-separated trust ids."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory for users.acl and password files."),  # noqa: B008
+) -> None:
+    """Write a Redis ACL file: one user per trust (own queue only), a hub user, default user off."""
+    from hub_broker.redis_acl import write_acl
+
+    ids = [t.strip() for t in trusts.split(",") if t.strip()]
+    if not ids:
+        raise UsageError("the trust list is empty")
+    path = write_acl(out_dir, ids)
+    err.print(f"wrote {path} ({len(ids)} trust user(s) + hub); passwords in {out_dir}/*.redis-password (0600)")

@@ -25,6 +25,13 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 
+# typer >= 0.22 raises its own vendored click exceptions; older releases raise click's. Catch both.
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    click.exceptions.ClickException,
+    getattr(typer, "TyperException", click.exceptions.ClickException),
+)
+
 
 @app.callback()
 def _root(
@@ -37,6 +44,9 @@ def _root(
 
 def _mount() -> None:
     from trust_worker.cli import app as trust_app
+    from trust_worker.cli_run import register as register_trust_run
+
+    register_trust_run(trust_app)
 
     app.add_typer(trust_app, name="trust", help="What a hospital (trust) runs: database, checks, worker.")
     try:
@@ -82,12 +92,16 @@ def main(argv: list[str] | None = None) -> None:
     except OmopFedError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*_ABORTS, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)
+    except _USAGE_ERRORS as exc:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(int(getattr(exc, "exit_code", 1) or 1))
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -103,3 +103,33 @@ def redis_url(redis_base_url: str) -> Iterator[str]:
 
     yield redis_base_url
     redis.Redis.from_url(redis_base_url).flushdb()
+
+
+@dataclass
+class OmopDb:
+    """A database with schema ``omop`` and the reader roles (``init_db``): superuser and reader URLs."""
+
+    admin_url: str
+    reader_url: str
+
+
+@pytest.fixture
+def omop_db(pg_server: PgServer) -> Iterator[OmopDb]:
+    """A fresh database after ``init_db`` with reader password ``READER_TEST_PASSWORD``; dropped afterwards."""
+    from trust_worker.database_setup import init_db, reader_url
+
+    url = create_database(pg_server.admin_url, "omop")
+    try:
+        init_db(url, READER_TEST_PASSWORD)
+        yield OmopDb(admin_url=url, reader_url=reader_url(url, READER_TEST_PASSWORD))
+    finally:
+        drop_database(pg_server.admin_url, url)
+
+
+@pytest.fixture
+def fixture_db(omop_db: OmopDb) -> OmopDb:
+    """``omop_db`` loaded with the FLIP-like fixture data (``omop.synthetic`` fixture mode)."""
+    from omop.synthetic import seed
+
+    seed(omop_db.admin_url, fixture=True)
+    return omop_db

@@ -1,0 +1,53 @@
+"""The hub's Celery side: the app that publishes tasks to trust queues and the reducer worker on results."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready
+
+from hub_broker.reducer import Reducer
+from hub_broker.settings import HubSettings
+from hub_broker.store import HubStore
+from omop.keys import load_hub_private
+from omop.transport import ISOLATED_WORKER_ARGS, RESULT_TASK_NAME, RESULTS_QUEUE, base_config, results_queue
+
+HUB_OWNER = "hub"
+# Only the reducer consumes hub.results; a result is handled in milliseconds, so a short visibility window
+# is enough and brings messages of a crashed reducer back quickly.
+REDUCER_VISIBILITY_S = 300.0
+
+
+def hub_app(settings: HubSettings) -> Celery:
+    app = Celery("omopfed-hub", set_as_current=False)
+    app.conf.update(base_config(settings.broker_url, HUB_OWNER, REDUCER_VISIBILITY_S))
+    app.conf.task_queues = [results_queue()]
+    app.conf.task_default_queue = RESULTS_QUEUE
+    return app
+
+
+def run_reducer(settings: HubSettings, loglevel: str = "INFO") -> None:
+    keys = load_hub_private(settings.hub_keys_dir)
+    reducer = Reducer(HubStore(settings.hub_store_url), keys.encryption, settings.hub_keys_dir)
+    reducer.reload_registry()
+    app = hub_app(settings)
+
+    @app.task(name=RESULT_TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def trust_result(wire: Any) -> str:
+        return reducer.handle(wire)
+
+    ready_file = settings.ready_file
+    if ready_file is not None:
+
+        @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _ready(**_: Any) -> None:
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+            ready_file.write_text("ready\n")
+
+    logging.getLogger("omopfed").setLevel(loglevel)
+    app.worker_main(
+        ["worker", "-Q", RESULTS_QUEUE, "--pool", "solo", "--concurrency", "1", "--hostname", "hub-reducer@%h",
+         "--loglevel", loglevel, *ISOLATED_WORKER_ARGS]  # fmt: skip
+    )

@@ -1,0 +1,34 @@
+"""Closing a query: once every addressed trust answered, or the deadline passed, pool and store.
+
+Called by the reducer after each stored answer, and by ``hub submit`` / ``hub status`` / ``hub result``
+when they see a query past its deadline, so no scheduler is needed: whoever looks first finalises, and
+``HubStore.save_pooled`` makes sure only one of them writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub_broker.pooling import overall_status, pool_released
+from hub_broker.store import PENDING, HubStore, Query, utcnow
+
+TIMEOUT_DETAIL = "no answer before the query's deadline"
+
+
+def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None) -> Query | None:
+    """Finalise ``query_id`` if it is due and return its current state (None for an unknown id)."""
+    query = store.get(query_id)
+    if query is None or query.status != PENDING:
+        return query
+    now = now or utcnow()
+    waiting = [a for a in query.answers if a.status == PENDING]
+    if waiting and now < query.deadline_at:
+        return query
+    if waiting:
+        store.mark_timeouts(query_id, TIMEOUT_DETAIL)
+        query = store.get(query_id)
+        assert query is not None
+    results = [a.result if a.result is not None else {"status": a.status} for a in query.answers]
+    pooled = pool_released(results, query.threshold)
+    store.save_pooled(query_id, overall_status(a.status for a in query.answers), pooled)
+    return store.get(query_id)

@@ -1,0 +1,41 @@
+"""The researcher-facing view of a query: the JSON object ``hub submit --json`` and ``hub result`` print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub_broker.store import Query
+
+EXIT_CODES = {"complete": 0, "partial": 3, "failed": 4}
+
+
+def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"status": status, "detail": detail}
+    if result is not None:
+        entry["reason_code"] = result.get("reason_code")
+        if status == "released":
+            for key in ("person_count", "row_count", "sex", "age", "columns"):
+                entry[key] = result.get(key)
+        if result.get("elapsed_ms") is not None:
+            entry["elapsed_ms"] = result["elapsed_ms"]
+    return entry
+
+
+def query_report(query: Query) -> dict[str, Any]:
+    pooled = query.pooled or {}
+    return {
+        "query_id": query.query_id,
+        "status": query.status,
+        "threshold": query.threshold,
+        "project_id": query.project_id,
+        "created_at": query.created_at.isoformat(),
+        "deadline_at": query.deadline_at.isoformat(),
+        "finalized_at": query.finalized_at.isoformat() if query.finalized_at else None,
+        "trusts": {a.trust_id: trust_entry(a.status, a.detail, a.result) for a in query.answers},
+        "federated": {
+            "person_count": pooled.get("person_count"),
+            "sex": pooled.get("sex", {}),
+            "age": pooled.get("age", {}),
+            "trusts_released": pooled.get("trusts_released", 0),
+        },
+    }

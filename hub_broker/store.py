@@ -1,0 +1,205 @@
+"""The hub store (SQLAlchemy 2): queries, each addressed trust's status and answer, the pooled result.
+
+SQLite file by default, any SQLAlchemy URL (PostgreSQL in production). Each (query id, trust id) answer is
+stored once whatever the number of deliveries: an answer only moves a row out of ``pending``, and a
+duplicate finds it already moved. Messages the reducer refused are kept (reason only, never content) so the
+operator can count them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from omop.dburl import redact, sqlalchemy_url
+from omop.errors import OmopFedError
+
+PENDING = "pending"
+FINAL_QUERY_STATES = ("complete", "partial", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _UTCDateTime(TypeDecorator[datetime]):
+    """SQLite forgets time zones: store UTC, hand back aware datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else aware(value).astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else aware(value)
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Query(Base):
+    __tablename__ = "queries"
+
+    query_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), default="cohort_stats")
+    sql: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    threshold: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(_UTCDateTime(), default=utcnow)
+    deadline_at: Mapped[datetime] = mapped_column(_UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    pooled: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    finalized_at: Mapped[datetime | None] = mapped_column(_UTCDateTime(), nullable=True)
+    answers: Mapped[list[TrustAnswer]] = relationship(
+        back_populates="query", order_by="TrustAnswer.trust_id", lazy="selectin"
+    )
+
+
+class TrustAnswer(Base):
+    __tablename__ = "trust_answers"
+
+    query_id: Mapped[str] = mapped_column(ForeignKey("queries.query_id"), primary_key=True)
+    trust_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    received_at: Mapped[datetime | None] = mapped_column(_UTCDateTime(), nullable=True)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    query: Mapped[Query] = relationship(back_populates="answers")
+
+
+class RefusedMessage(Base):
+    __tablename__ = "refused_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(_UTCDateTime(), default=utcnow)
+    code: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    query_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trust_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class HubStore:
+    """Opens the database and creates the tables; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sqlalchemy_url(url)
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+            db_path = self.url.split("///", 1)[-1]
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+            if self.url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, ValueError) as exc:
+            raise OmopFedError(f"cannot open the hub store {redact(self.url)}: {_short(exc)}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise OmopFedError(f"hub store unavailable ({redact(self.url)}): {_short(exc)}") from exc
+
+    def create_query(self, *, query_id: str, project_id: str, sql: str, trusts: Sequence[str], threshold: int,
+                     deadline_at: datetime, kind: str = "cohort_stats",
+                     options: dict[str, Any] | None = None) -> None:  # fmt: skip
+        with self.session() as s:
+            q = Query(query_id=query_id, project_id=project_id, sql=sql, threshold=threshold,
+                      deadline_at=deadline_at, kind=kind, options=options or {})  # fmt: skip
+            q.answers = [TrustAnswer(trust_id=t) for t in trusts]
+            s.add(q)
+
+    def get(self, query_id: str) -> Query | None:
+        with self.session() as s:
+            return s.get(Query, query_id)
+
+    def recent(self, limit: int = 20) -> list[Query]:
+        with self.session() as s:
+            return list(s.scalars(select(Query).order_by(Query.created_at.desc()).limit(limit)))
+
+    def record_answer(self, query_id: str, trust_id: str, status: str, detail: str | None,
+                      result: dict[str, Any] | None) -> bool:  # fmt: skip
+        """Store an answer if this (query, trust) is still pending; False for a duplicate or late one."""
+        with self.session() as s:
+            s.execute(
+                update(TrustAnswer)
+                .where(TrustAnswer.query_id == query_id, TrustAnswer.trust_id == trust_id)
+                .values(deliveries=TrustAnswer.deliveries + 1)
+            )
+            moved = s.execute(
+                update(TrustAnswer)
+                .where(
+                    TrustAnswer.query_id == query_id,
+                    TrustAnswer.trust_id == trust_id,
+                    TrustAnswer.status == PENDING,
+                )
+                .values(status=status, detail=detail, result=result, received_at=utcnow())
+            )
+            return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    def is_addressed(self, query_id: str, trust_id: str) -> bool:
+        with self.session() as s:
+            return s.get(TrustAnswer, (query_id, trust_id)) is not None
+
+    def mark_timeouts(self, query_id: str, detail: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(TrustAnswer)
+                .where(TrustAnswer.query_id == query_id, TrustAnswer.status == PENDING)
+                .values(status="timeout", detail=detail)
+            )
+
+    def save_pooled(self, query_id: str, status: str, pooled: dict[str, Any]) -> bool:
+        """Write the final state once; False when another process finalised first."""
+        with self.session() as s:
+            moved = s.execute(
+                update(Query)
+                .where(Query.query_id == query_id, Query.status == PENDING)
+                .values(status=status, pooled=pooled, finalized_at=utcnow())
+            )
+            return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    def refuse(
+        self, code: str, detail: str, query_id: str | None = None, trust_id: str | None = None
+    ) -> None:
+        with self.session() as s:
+            s.add(RefusedMessage(code=code, detail=detail[:500], query_id=query_id, trust_id=trust_id))
+
+    def refused(self) -> list[RefusedMessage]:
+        with self.session() as s:
+            return list(s.scalars(select(RefusedMessage).order_by(RefusedMessage.id)))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,119 @@
+"""Submitting a question: pre-check, record, sign one task per trust, publish; then wait for the answers.
+
+The hub runs the same SQL policy as the trusts for fast feedback (a query every trust would reject is
+refused here, exit code 2), but the trusts enforce it regardless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub_broker.celery_app import hub_app
+from hub_broker.finalize import finalize_if_due
+from hub_broker.settings import HubSettings
+from hub_broker.store import PENDING, HubStore, Query, utcnow
+from omop.crypto import sign_task
+from omop.errors import OmopFedError, UsageError
+from omop.keys import load_hub_private, load_trust_registry
+from omop.protocol import MAX_TASK_LIFETIME, CohortTask, TaskKind, check_trust_id, new_query_id
+from omop.sql_policy import QueryRejected, validate
+from omop.transport import TASK_NAME, trust_queue
+
+DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
+
+
+@dataclass(frozen=True)
+class Submission:
+    query_id: str
+    trusts: list[str]
+    deadline_at: datetime
+
+
+def resolve_trusts(requested: Sequence[str] | None, registered: Iterable[str]) -> list[str]:
+    """The trusts to ask: the requested ones (each must be registered), or every registered trust."""
+    known = sorted(set(registered))
+    if requested is None:
+        if not known:
+            raise UsageError("no trusts are registered at this hub (omopfed keys register-trust ...)")
+        return known
+    wanted = [check_trust_id(t.strip()) for t in requested if t.strip()]
+    if not wanted:
+        raise UsageError("the trust list is empty")
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise UsageError(
+            f"unknown trust id(s): {', '.join(unknown)} (registered: {', '.join(known) or 'none'})"
+        )
+    return sorted(set(wanted))
+
+
+def precheck(sql: str) -> None:
+    try:
+        validate(sql)
+    except QueryRejected as exc:
+        raise UsageError(f"query rejected at the hub ({exc.code}): {exc.message}") from exc
+
+
+def submit(settings: HubSettings, store: HubStore, *, sql: str, trusts: Sequence[str] | None = None,
+           timeout_s: float | None = None, project_id: str = "default", kind: str = "cohort_stats",
+           options: dict[str, Any] | None = None) -> Submission:  # fmt: skip
+    precheck(sql)
+    keys = load_hub_private(settings.hub_keys_dir)
+    targets = resolve_trusts(trusts, load_trust_registry(settings.hub_keys_dir))
+    timeout = settings.default_timeout_s if timeout_s is None else timeout_s
+    if not 0 < timeout <= 86400:
+        raise UsageError("--timeout must be between 0 and 86400 seconds")
+    app = hub_app(settings)
+    query_id = new_query_id()
+    now = utcnow()
+    deadline = now + timedelta(seconds=timeout)
+    expires = now + min(timedelta(seconds=max(settings.task_lifetime_s, timeout)), MAX_TASK_LIFETIME)
+    tasks = [
+        sign_task(CohortTask(query_id=query_id, trust_id=t, kind=TaskKind(kind), sql=sql, project_id=project_id,
+                             statistics=list(DEFAULT_STATISTICS), issued_at=now, expires_at=expires,
+                             options=options or {}), keys.signing)  # fmt: skip
+        for t in targets
+    ]
+    with app.connection_for_write() as conn:
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
+        except Exception as exc:
+            raise OmopFedError(f"cannot reach the broker: {_one_line(exc)}") from exc
+        store.create_query(query_id=query_id, project_id=project_id, sql=sql, trusts=targets,
+                           threshold=settings.threshold, deadline_at=deadline, kind=kind,
+                           options=options)  # fmt: skip
+        with app.producer_or_acquire() as producer:
+            for trust_id, signed in zip(targets, tasks, strict=True):
+                try:
+                    app.send_task(TASK_NAME, args=[signed.to_wire()], queue=trust_queue(trust_id),
+                                  producer=producer)  # fmt: skip
+                except Exception as exc:
+                    store.record_answer(query_id, trust_id, "error", f"could not be queued: {_one_line(exc)}",
+                                        None)  # fmt: skip
+    return Submission(query_id, targets, deadline)
+
+
+def wait_for(store: HubStore, query_id: str, *, on_progress: Callable[[Query], None] | None = None,
+             poll_s: float = 0.02) -> Query:  # fmt: skip
+    """Poll the store until the query is final (the reducer or the deadline finalises it)."""
+    last_seen: tuple[str, ...] = ()
+    while True:
+        query = finalize_if_due(store, query_id)
+        if query is None:
+            raise OmopFedError(f"unknown query id {query_id}")
+        seen = tuple(a.status for a in query.answers)
+        if on_progress is not None and seen != last_seen:
+            on_progress(query)
+            last_seen = seen
+        if query.status != PENDING:
+            return query
+        time.sleep(poll_s)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,74 @@
+"""``omopfed demo``: a federation on this machine, three illustrative questions, then everything stopped.
+
+The trusts are deliberately unequal in size so the third question shows a small trust suppressing its
+answer while the others release theirs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+from hub_broker.display import render_report
+from hub_broker.report import query_report
+from hub_broker.settings import HubSettings
+from hub_broker.store import HubStore
+from hub_broker.submit import submit, wait_for
+from omop.concepts import CT_SPLEEN, GI_BLEED
+from omop.settings import load
+from omopfed import stack as stack_mod
+
+QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "FLIP worked example: persons with a CT Spleen procedure and their imaging studies",
+        f"""SELECT p.person_id, io.accession_id, io.image_occurrence_date
+FROM person p
+JOIN procedure_occurrence pr ON pr.person_id = p.person_id
+LEFT JOIN image_occurrence io ON io.procedure_occurrence_id = pr.procedure_occurrence_id
+WHERE pr.procedure_concept_id = {CT_SPLEEN}""",
+    ),
+    (
+        "GI-bleed cohort: persons with a gastrointestinal haemorrhage diagnosis",
+        f"""SELECT DISTINCT co.person_id, co.condition_start_date
+FROM condition_occurrence co
+WHERE co.condition_concept_id = {GI_BLEED}""",
+    ),
+    (
+        "A narrow cohort: GI bleed in women born before 1950 (too small at the small trust: suppressed there)",
+        f"""SELECT p.person_id
+FROM person p
+WHERE p.gender_concept_id = 8532 AND p.year_of_birth < 1950
+  AND EXISTS (SELECT 1 FROM condition_occurrence co
+              WHERE co.person_id = p.person_id AND co.condition_concept_id = {GI_BLEED})""",
+    ),
+)
+
+
+def run_demo(directory: Path, *, trusts: int = 3, persons: int = 2000) -> None:
+    console = Console()
+    sizes = [persons] * max(trusts - 1, 1) + ([max(persons // 15, 50)] if trusts > 1 else [])
+    console.print(Rule("omop-federation demo"))
+    started = time.perf_counter()
+    state = stack_mod.up(directory, trusts=trusts, persons=sizes,
+                         progress=lambda m: console.print(f"[dim]•[/] {m}"))  # fmt: skip
+    try:
+        console.print(f"stack ready in {time.perf_counter() - started:.1f} s "
+                      f"({', '.join(f'{t}: {n} persons' for t, n in zip(state.trusts, sizes, strict=True))})")  # fmt: skip
+        settings = load(HubSettings, broker_url=state.hub_redis_url, hub_store_url=state.hub_store_url,
+                        hub_keys_dir=state.hub_keys_dir)  # fmt: skip
+        store = HubStore(settings.hub_store_url)
+        for title, sql in QUERIES:
+            console.print(Rule(title))
+            console.print(sql, style="dim", highlight=False)
+            t0 = time.perf_counter()
+            sub = submit(settings, store, sql=sql, timeout_s=30, project_id="demo")
+            query = wait_for(store, sub.query_id)
+            render_report(console, query_report(query))
+            console.print(f"[dim]round trip {1000 * (time.perf_counter() - t0):.0f} ms[/]")
+    finally:
+        console.print(Rule())
+        stack_mod.down(state, progress=lambda m: console.print(f"[dim]•[/] {m}"))
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,284 @@
+"""A whole federation on one machine: Redis-compatible broker, one PostgreSQL per trust, workers, reducer.
+
+Everything comes from pip-installed packages and listens on loopback with free ports. ``up`` returns once
+every worker and the reducer consume their queues; ``down`` stops everything it started, by PID, and
+removes what it created. The state lives in ``DIR/stack.json`` (0600: it holds database passwords), so
+``down`` and ``info`` work from another process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omop.errors import OmopFedError, UsageError
+from omop.synthetic import check_persons
+from omop.keys import PRIVATE_MODE, write_new_file
+from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
+from omop.localservices.processes import pid_alive, stop_pid
+
+STATE_FILE = "stack.json"
+ENV_FILE = "stack.env"
+MAX_TRUSTS = 64
+READY_TIMEOUT_S = 90.0
+
+Progress = Callable[[str], None]
+
+
+def trust_ids(n: int) -> list[str]:
+    return [f"t{i}" for i in range(1, n + 1)]
+
+
+@dataclass
+class TrustNode:
+    trust_id: str
+    dir: str
+    postgres: dict[str, Any]
+    reader_password: str
+    env_file: str
+    worker_pid: int | None = None
+
+    def pg(self) -> EmbeddedPostgres:
+        return EmbeddedPostgres.from_dict(self.postgres)
+
+    @property
+    def db_url(self) -> str:
+        return self.pg().url("omop")
+
+    @property
+    def reader_url(self) -> str:
+        return self.pg().url("omop", user="data_analyst_reader", password=self.reader_password)
+
+
+@dataclass
+class StackState:
+    dir: str
+    created_dir: bool
+    valkey: dict[str, Any] | None = None
+    hub_redis_url: str | None = None
+    hub_store_url: str | None = None
+    hub_keys_dir: str | None = None
+    reducer_pid: int | None = None
+    trusts: dict[str, TrustNode] = field(default_factory=dict)
+
+    def save(self) -> None:
+        data = asdict(self)
+        _write_secret(Path(self.dir) / STATE_FILE, json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> StackState:
+        path = directory / STATE_FILE
+        if not path.is_file():
+            raise UsageError(f"no stack in {directory} (no {STATE_FILE}); start one with: omopfed stack up")
+        try:
+            data = json.loads(path.read_text())
+            data["trusts"] = {k: TrustNode(**v) for k, v in data.get("trusts", {}).items()}
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise OmopFedError(f"{path} is damaged: {exc}") from exc
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "dir": self.dir,
+            "redis_url": self.hub_redis_url,
+            "hub_store_url": self.hub_store_url,
+            "env_file": str(Path(self.dir) / ENV_FILE),
+            "reducer_pid": self.reducer_pid,
+            "trusts": {
+                t.trust_id: {"db_url": t.db_url, "reader_url": t.reader_url, "worker_pid": t.worker_pid,
+                             "env_file": t.env_file, "state_dir": str(Path(t.dir) / "state")}  # fmt: skip
+                for t in self.trusts.values()
+            },
+        }
+
+
+def _write_secret(path: Path, text: str) -> None:
+    write_new_file(path, text.encode(), PRIVATE_MODE, replace=path.exists())
+
+
+def _env_text(values: dict[str, str]) -> str:
+    return "".join(f"{k}={json.dumps(v)}\n" for k, v in values.items())
+
+
+def _spawn(args: list[str], log: Path, env_file: Path, ready_file: Path) -> int:
+    """Start an ``omopfed`` process detached from us (own session), output to ``log``."""
+    ready_file.unlink(missing_ok=True)
+    env = {**os.environ, "OMOPFED_READY_FILE": str(ready_file)}
+    env = {k: v for k, v in env.items() if not k.startswith("OMOPFED_") or k == "OMOPFED_READY_FILE"}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omopfed.cli", "--env-file", str(env_file), *args],
+            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    return proc.pid
+
+
+def _wait_ready(items: list[tuple[str, int, Path, Path]], timeout: float) -> None:
+    """Wait for every (name, pid, ready file, log) to be ready; a dead process fails at once, with its log."""
+    deadline = time.monotonic() + timeout
+    pending = list(items)
+    while pending:
+        for item in list(pending):
+            name, pid, ready, log = item
+            if ready.exists():
+                pending.remove(item)
+            elif not pid_alive(pid):
+                raise OmopFedError(f"{name} exited during start-up: {_tail(log)}")
+        if pending and time.monotonic() > deadline:
+            raise OmopFedError(f"{pending[0][0]} not ready after {timeout:.0f} s: {_tail(pending[0][3])}")
+        time.sleep(0.05)
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    if not log.exists():
+        return "(no log)"
+    text = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def up(directory: Path, *, trusts: int = 3, persons: int | list[int] = 2000, eunomia: bool = False,
+       progress: Progress = lambda _m: None) -> StackState:  # fmt: skip
+    """Start a complete federation in ``directory``; on any failure, stop what was started and re-raise.
+
+    ``persons`` is the synthetic population of every trust, or one figure per trust.
+    """
+    if not 1 <= trusts <= MAX_TRUSTS:
+        raise UsageError(f"--trusts must be between 1 and {MAX_TRUSTS}")
+    sizes = persons if isinstance(persons, list) else [persons] * trusts
+    if len(sizes) != trusts:
+        raise UsageError("give one population size per trust")
+    if not eunomia:
+        for size in sizes:
+            check_persons(size)
+    directory = directory.resolve()
+    if (directory / STATE_FILE).exists():
+        raise UsageError(f"a stack already exists in {directory}; stop it first: omopfed stack down --dir {directory}")
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} is not empty; give a new or empty directory")
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state = StackState(dir=str(directory), created_dir=created)
+    try:
+        _build(state, trust_ids(trusts), sizes, eunomia, progress)
+    except BaseException:
+        progress("start-up failed; stopping what was started")
+        down(state)
+        raise
+    return state
+
+
+def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, progress: Progress) -> None:
+    from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
+    from omop.keys import HUB_PUBLIC, generate_hub_keys, generate_trust_key, pin_hub, register_trust, trust_public_name
+    from trust_worker.database_setup import init_db
+
+    root = Path(state.dir)
+    hub_dir = root / "hub"
+    keys_dir = hub_dir / "keys"
+    progress("keys: hub signing + encryption, one signing key per trust")
+    generate_hub_keys(keys_dir)
+    redis_dir = root / "redis"
+    acl = write_acl(redis_dir / "acl", ids)
+    hub_pw = password_file(redis_dir / "acl", HUB_USER).read_text().strip()
+    progress("broker: embedded Valkey with AOF, noeviction and per-trust ACL users")
+    valkey = start_valkey(redis_dir / "data", aclfile=acl, detach=True,
+                          ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0")  # fmt: skip
+    state.valkey = valkey.to_dict()
+    state.hub_redis_url = valkey.url(HUB_USER, hub_pw)
+    state.hub_store_url = f"sqlite:///{hub_dir / 'hub.db'}"
+    state.hub_keys_dir = str(keys_dir)
+    state.save()
+    hub_env = root / ENV_FILE
+    _write_secret(hub_env, _env_text({
+        "OMOPFED_BROKER_URL": state.hub_redis_url, "OMOPFED_HUB_STORE_URL": state.hub_store_url,
+        "OMOPFED_HUB_KEYS_DIR": str(keys_dir),
+    }))  # fmt: skip
+
+    for index, trust_id in enumerate(ids):
+        tdir = root / "trusts" / trust_id
+        persons = sizes[index]
+        what = f"Eunomia shard {index}/{len(ids)}" if eunomia else f"{persons} synthetic persons, seed {index + 1}"
+        progress(f"trust {trust_id}: PostgreSQL, schema, read-only role, {what}")
+        pg = start_postgres(tdir / "pg", detach=True)
+        reader_pw = secrets.token_urlsafe(18)
+        node = TrustNode(trust_id=trust_id, dir=str(tdir), postgres=pg.to_dict(), reader_password=reader_pw,
+                         env_file=str(tdir / "trust.env"))  # fmt: skip
+        state.trusts[trust_id] = node
+        state.save()
+        _create_database(pg)
+        init_db(node.db_url, reader_pw)
+        _load_data(node.db_url, index, len(ids), persons, eunomia)
+        trust_keys = tdir / "keys"
+        generate_trust_key(trust_id, trust_keys)
+        register_trust(keys_dir, trust_keys / trust_public_name(trust_id))
+        pin_hub(trust_keys, keys_dir / HUB_PUBLIC)
+        trust_pw = password_file(redis_dir / "acl", trust_user(trust_id)).read_text().strip()
+        _write_secret(Path(node.env_file), _env_text({
+            "OMOPFED_TRUST_ID": trust_id, "OMOPFED_BROKER_URL": valkey.url(trust_user(trust_id), trust_pw),
+            "OMOPFED_READER_DB_URL": node.reader_url, "OMOPFED_KEYS_DIR": str(trust_keys),
+            "OMOPFED_STATE_DIR": str(tdir / "state"),
+        }))  # fmt: skip
+
+    progress(f"processes: {len(ids)} trust worker(s) and the hub reducer")
+    waits: list[tuple[str, int, Path, Path]] = []
+    logs = root / "logs"
+    reducer_ready = hub_dir / "reducer.ready"
+    state.reducer_pid = _spawn(["hub", "reducer"], logs / "hub-reducer.log", hub_env, reducer_ready)
+    waits.append(("hub reducer", state.reducer_pid, reducer_ready, logs / "hub-reducer.log"))
+    for node in state.trusts.values():
+        ready = Path(node.dir) / "worker.ready"
+        log = logs / f"trust-{node.trust_id}.log"
+        node.worker_pid = _spawn(["trust", "worker"], log, Path(node.env_file), ready)
+        waits.append((f"trust worker {node.trust_id}", node.worker_pid, ready, log))
+    state.save()
+    _wait_ready(waits, READY_TIMEOUT_S)
+    progress("ready")
+
+
+def _create_database(pg: EmbeddedPostgres) -> None:
+    from omop.db import connect
+
+    with connect(pg.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE omop")
+
+
+def _load_data(db_url: str, index: int, count: int, persons: int, eunomia: bool) -> None:
+    if eunomia:
+        from omop.eunomia import load_eunomia
+
+        load_eunomia(db_url, shard=(index, count))
+    else:
+        from omop.synthetic import seed
+
+        seed(db_url, persons=persons, seed=index + 1)
+
+
+def down(state: StackState, progress: Progress = lambda _m: None) -> None:
+    """Stop every process of the stack (workers first, so nothing is mid-task when its database stops)."""
+    for node in state.trusts.values():
+        if node.worker_pid:
+            stop_pid(node.worker_pid, signal.SIGTERM, timeout=15)
+    if state.reducer_pid:
+        stop_pid(state.reducer_pid, signal.SIGTERM, timeout=15)
+    for node in state.trusts.values():
+        node.pg().stop(remove=False)
+    if state.valkey:
+        EmbeddedValkey.from_dict(state.valkey).stop(remove=False)
+    root = Path(state.dir)
+    if state.created_dir:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        for child in root.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    progress(f"stopped and removed {root}")

@@ -1,0 +1,65 @@
+"""``omopfed stack up|info|down`` and ``omopfed demo``."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from omopfed import stack as stack_mod
+
+stack_app = typer.Typer(no_args_is_help=True, help="A whole federation on this machine, on loopback.")
+err = Console(stderr=True)
+
+
+@stack_app.command("up")
+def up_cmd(
+    directory: Path = typer.Option(..., "--dir", help="New or empty directory for the stack's state."),  # noqa: B008
+    trusts: int = typer.Option(3, "--trusts", help="Number of trusts (1-64)."),
+    persons: int = typer.Option(2000, "--persons", help="Synthetic persons per trust."),
+    eunomia: bool = typer.Option(False, "--eunomia", help="Load one Eunomia GiBleed shard per trust instead."),
+) -> None:
+    """Start broker, one PostgreSQL per trust, keys, trust workers and the hub reducer; return when healthy."""
+    state = stack_mod.up(directory, trusts=trusts, persons=persons, eunomia=eunomia,
+                         progress=lambda m: err.print(f"[dim]•[/] {m}"))  # fmt: skip
+    env = Path(state.dir) / stack_mod.ENV_FILE
+    err.print(f"[green]stack up[/] in {state.dir}: {len(state.trusts)} trust(s)")
+    err.print(f"try: omopfed hub submit --env-file {env} --sql 'SELECT person_id FROM person'")
+
+
+@stack_app.command("info")
+def info_cmd(
+    directory: Path = typer.Option(..., "--dir"),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Where everything of a running stack is: broker URL, databases, env files, PIDs."""
+    info = stack_mod.StackState.load(directory.resolve()).info()
+    if as_json:
+        print(json.dumps(info, sort_keys=True))
+        return
+    err.print_json(json.dumps(info))
+
+
+@stack_app.command("down")
+def down_cmd(directory: Path = typer.Option(..., "--dir")) -> None:  # noqa: B008
+    """Stop everything the stack started and remove what it created."""
+    stack_mod.down(stack_mod.StackState.load(directory.resolve()), progress=err.print)
+
+
+def demo_cmd(
+    trusts: int = typer.Option(3, "--trusts", help="Number of trusts."),
+    persons: int = typer.Option(2000, "--persons", help="Synthetic persons per trust."),
+) -> None:
+    """Start a stack, run a few illustrative federated queries, show the results, stop the stack."""
+    from omopfed.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="omopfed-demo-") as tmp:
+        run_demo(Path(tmp) / "stack", trusts=trusts, persons=persons)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(stack_app, name="stack")
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,82 @@
+"""Per-trust Redis users against a real Valkey server started with the generated ACL file."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
+from omop.localservices import EmbeddedValkey, start_valkey
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedValkey, Path]]:
+    base = tmp_path_factory.mktemp("acl")
+    acl = write_acl(base / "acl", ["a", "b"])
+    hub_pw = password_file(base / "acl", HUB_USER).read_text().strip()
+    server = start_valkey(base / "data", aclfile=acl, ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0")
+    yield server, base / "acl"
+    server.stop()
+
+
+def _client(server: EmbeddedValkey, acl_dir: Path, user: str) -> redis.Redis:
+    pw = password_file(acl_dir, user).read_text().strip()
+    return redis.Redis.from_url(server.url(user, pw))
+
+
+def test_trust_user_reaches_only_its_own_queue_and_can_only_push_results(acl_server) -> None:
+    server, acl_dir = acl_server
+    a = _client(server, acl_dir, trust_user("a"))
+    hub = _client(server, acl_dir, HUB_USER)
+    hub.lpush("trust.b", "task-for-b")
+    hub.lpush("trust.a", "task-for-a")
+    assert a.brpop(["trust.a"], timeout=1) == (b"trust.a", b"task-for-a")
+    forbidden = {
+        "read B's queue": lambda: a.lrange("trust.b", 0, -1),
+        "pop B's queue": lambda: a.rpop("trust.b"),
+        "push to B's queue": lambda: a.lpush("trust.b", "injected"),
+        "block-pop B's queue": lambda: a.brpop(["trust.b"], timeout=1),
+        "read results": lambda: a.lrange("hub.results", 0, -1),
+        "pop results": lambda: a.rpop("hub.results"),
+        "block-pop results": lambda: a.brpop(["hub.results"], timeout=1),
+        "count results": lambda: a.llen("hub.results"),
+        "read B's unacked": lambda: a.hget("unacked.trust.b", "x"),
+        "list keys": lambda: a.keys("*"),
+        "flush": lambda: a.flushall(),
+        "read config": lambda: a.config_get("*"),
+        "read ACLs": lambda: a.acl_list(),
+    }
+    allowed = []
+    for name, action in forbidden.items():
+        try:
+            action()
+        except redis.exceptions.NoPermissionError:
+            continue
+        allowed.append(name)
+    assert allowed == []
+    assert a.lpush("hub.results", "answer") == 1
+    assert hub.lrange("trust.b", 0, -1) == [b"task-for-b"]  # B's queue untouched
+    assert hub.lrange("hub.results", 0, -1) == [b"answer"]
+
+
+def test_default_user_is_off_and_wrong_passwords_fail(acl_server) -> None:
+    server, _ = acl_server
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(server.url()).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(server.url(trust_user("a"), "wrong")).ping()
+
+
+def test_acl_file_holds_no_plaintext_password_and_rerun_keeps_passwords(acl_server, tmp_path: Path) -> None:
+    _, acl_dir = acl_server
+    pw = password_file(acl_dir, trust_user("a")).read_text().strip()
+    assert pw not in (acl_dir / "users.acl").read_text()
+    assert password_file(acl_dir, trust_user("a")).stat().st_mode & 0o077 == 0
+    write_acl(tmp_path, ["a"])
+    first = password_file(tmp_path, trust_user("a")).read_text()
+    write_acl(tmp_path, ["a", "c"])
+    assert password_file(tmp_path, trust_user("a")).read_text() == first
+    assert "user trust-c " in (tmp_path / "users.acl").read_text()

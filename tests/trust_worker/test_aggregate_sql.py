@@ -1,0 +1,77 @@
+"""The aggregation statement, run as the real reader role, agrees with direct SQL over the same rows."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.conftest import OmopDb
+from trust_worker.aggregate_sql import AGE_BANDS, cohort_statistics_sql
+from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
+
+pytestmark = pytest.mark.services
+
+
+def direct(admin_url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(admin_url) as conn:
+        conn.execute("SET search_path = omop")
+        return conn.execute(sql).fetchall()
+
+
+def test_counts_persons_not_rows_and_matches_direct_sql(fixture_db: OmopDb) -> None:
+    # one row per image: persons with several images appear several times
+    cohort = "SELECT io.person_id, io.accession_id, io.modality_concept_id FROM omop.image_occurrence io"
+    executor = ReaderExecutor(fixture_db.reader_url)
+    person_count, row_count, columns, sex, age = executor.fetch_one(
+        cohort_statistics_sql(cohort, ["person_id", "accession_id", "modality_concept_id"])
+    )
+    executor.close()
+    [(persons, rows)] = direct(fixture_db.admin_url, "SELECT count(DISTINCT person_id), count(*) FROM image_occurrence")
+    assert (person_count, row_count) == (persons, rows) == (12, 24)
+    assert columns["accession_id"] == [24, 0]
+    expected_sex = dict(direct(fixture_db.admin_url, """
+        SELECT CASE gender_concept_id WHEN 8507 THEN 'Male' WHEN 8532 THEN 'Female' ELSE 'Unknown' END, count(*)
+        FROM person WHERE person_id IN (SELECT person_id FROM image_occurrence) GROUP BY 1"""))
+    assert sex == expected_sex == {"Male": 6, "Female": 6}
+    assert sum(age.values()) == 12 and set(age) <= set(AGE_BANDS)
+
+
+def test_null_counts_and_odd_column_names(fixture_db: OmopDb) -> None:
+    cohort = 'SELECT p.person_id, p.birth_datetime AS "Birth ""time""", NULL::int AS "select" FROM omop.person p'
+    executor = ReaderExecutor(fixture_db.reader_url)
+    _, rows, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", 'Birth "time"', "select"]))
+    executor.close()
+    assert columns["select"] == [0, rows]
+    nn, nl = columns['Birth "time"']
+    assert nn + nl == rows == 16
+
+
+def test_many_columns_are_chunked(fixture_db: OmopDb) -> None:
+    names = [f"c{i}" for i in range(120)]
+    cohort = "SELECT p.person_id, " + ", ".join(f"p.year_of_birth AS {n}" for n in names) + " FROM omop.person p"
+    executor = ReaderExecutor(fixture_db.reader_url)
+    _, _, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", *names]))
+    executor.close()
+    assert len(columns) == 121 and columns["c119"][0] + columns["c119"][1] == 16
+
+
+def test_timeout_and_errors_are_safe_messages(fixture_db: OmopDb) -> None:
+    executor = ReaderExecutor(fixture_db.reader_url, Limits(statement_timeout_s=0.3))
+    with pytest.raises(ExecutionFailed, match="statement timeout") as slow:
+        executor.fetch_one("SELECT count(*) FROM generate_series(1, 100000000) a")
+    assert slow.value.sqlstate == "57014"
+    with pytest.raises(ExecutionFailed, match="SQLSTATE 22P02") as bad:
+        executor.fetch_one("SELECT 'secret-value'::int")
+    assert "secret-value" not in str(bad.value)
+    with pytest.raises(ExecutionFailed, match="read-only|refused"):
+        executor.fetch_one("CREATE TABLE omop.x (a int)")
+    # the connection is still usable after failures
+    assert executor.fetch_one("SELECT 1") == (1,)
+    executor.close()
+
+
+def test_multiple_statements_are_refused_by_the_driver_too(fixture_db: OmopDb) -> None:
+    executor = ReaderExecutor(fixture_db.reader_url)
+    with pytest.raises(ExecutionFailed):
+        executor.fetch_one("SELECT 1; SELECT 2")
+    executor.close()

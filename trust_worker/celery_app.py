@@ -1,0 +1,117 @@
+"""The trust's Celery worker: consumes only ``trust.<id>``, outbound connection only, one task at a time.
+
+Before it consumes anything it refuses to start when the database role could write or read outside
+``omop`` (layer 4), when the policy's threshold is below 10, or when a private key file is readable by
+others. The solo pool runs tasks in the main process: one persistent reader connection, flat memory,
+and nothing to fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready
+
+from omop.errors import OmopFedError, UsageError
+from omop.keys import load_pinned_hub, load_trust_private
+from omop.protocol import check_trust_id
+from omop.transport import (
+    ISOLATED_WORKER_ARGS,
+    RESULT_TASK_NAME,
+    TASK_NAME,
+    base_config,
+    results_queue,
+    trust_queue,
+    trust_queue_name,
+)
+from trust_worker.audit_log import AuditLog
+from trust_worker.database_setup import reader_role_problems
+from trust_worker.executor import Limits, ReaderExecutor
+from trust_worker.policy_file import TrustPolicy, load_policy
+from trust_worker.settings import TrustSettings
+from trust_worker.task_handler import TrustRuntime
+from trust_worker.task_ledger import TaskLedger
+
+# Redelivery after visibility_timeout must never overtake a query that is still legitimately running.
+VISIBILITY_MARGIN_S = 300.0
+
+
+def check_reader_role(executor: ReaderExecutor) -> None:
+    problems = reader_role_problems(executor.connection())
+    if problems:
+        raise OmopFedError(
+            "refusing to start: the database role is not read-only: " + "; ".join(problems), exit_code=1
+        )
+
+
+def build_runtime(settings: TrustSettings) -> TrustRuntime:
+    if not settings.trust_id:
+        raise UsageError("no trust id: pass --trust-id or set OMOPFED_TRUST_ID")
+    trust_id = check_trust_id(settings.trust_id)
+    if not settings.reader_db_url:
+        raise UsageError("no database URL: set OMOPFED_READER_DB_URL to the data_analyst_reader connection")
+    policy: TrustPolicy = load_policy(settings.policy_file)
+    hub = load_pinned_hub(settings.keys_dir)
+    signing_key = load_trust_private(settings.keys_dir, trust_id)
+    limits = Limits(
+        statement_timeout_s=policy.statement_timeout_s,
+        lock_timeout_s=policy.lock_timeout_s,
+        idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s,
+    )
+    executor = ReaderExecutor(settings.reader_db_url, limits)
+    check_reader_role(executor)
+    return TrustRuntime(
+        trust_id=trust_id,
+        hub_verify_key=hub.signing,
+        hub_encryption_key=hub.encryption,
+        trust_signing_key=signing_key,
+        policy=policy,
+        executor=executor,
+        ledger=TaskLedger(settings.ledger_path()),
+        audit=AuditLog(settings.audit_path()),
+    )
+
+
+def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
+    trust_id = runtime.trust_id
+    app = Celery(f"omopfed-trust-{trust_id}", set_as_current=False)
+    visibility = runtime.policy.statement_timeout_s + VISIBILITY_MARGIN_S
+    app.conf.update(base_config(settings.broker_url, trust_queue_name(trust_id), visibility))
+    app.conf.task_queues = [trust_queue(trust_id)]
+    app.conf.task_default_queue = trust_queue_name(trust_id)
+
+    def publish(envelope_wire: dict[str, Any]) -> None:
+        # declare=[]: the trust's ACL user may push to hub.results but not declare or read it
+        app.send_task(RESULT_TASK_NAME, args=[envelope_wire], queue=results_queue(), declare=[])
+
+    @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def cohort_task(wire: Any) -> str:
+        return runtime.handle(wire, publish)
+
+    ready_file = settings.ready_file
+    if ready_file is not None:
+
+        @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _ready(**_: Any) -> None:
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+            ready_file.write_text("ready\n")
+
+    return app
+
+
+def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
+    """Start-up checks, then consume ``trust.<id>`` until stopped (SIGTERM: finish the task, then exit)."""
+    runtime = build_runtime(settings)
+    app = build_app(settings, runtime)
+    logging.getLogger("omopfed").setLevel(loglevel)
+    argv = [
+        "worker", "-Q", trust_queue_name(runtime.trust_id), "--pool", "solo", "--concurrency", "1",
+        "--hostname", f"trust-{runtime.trust_id}@%h", "--loglevel", loglevel, *ISOLATED_WORKER_ARGS,
+    ]  # fmt: skip
+    try:
+        app.worker_main(argv)
+    finally:
+        runtime.executor.close()
+        runtime.ledger.close()

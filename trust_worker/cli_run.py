@@ -1,0 +1,119 @@
+"""``omopfed trust worker | check | audit``: the commands that run or review the query pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from omop.errors import UsageError
+from omop.settings import load
+from trust_worker.audit_log import AuditLog
+from trust_worker.settings import TrustSettings
+
+out = Console()
+err = Console(stderr=True)
+
+CHECK_EXIT = {"released": 0, "suppressed": 3, "rejected": 4, "error": 5}
+
+
+def worker_cmd(
+    trust_id: str | None = typer.Option(None, "--trust-id", help="This trust's id (OMOPFED_TRUST_ID)."),
+    loglevel: str = typer.Option("INFO", "--loglevel"),
+) -> None:
+    """Run this trust's Celery worker: consumes only trust.<id>, connects outbound only."""
+    from trust_worker.celery_app import run_worker
+
+    run_worker(load(TrustSettings, trust_id=trust_id), loglevel=loglevel.upper())
+
+
+def check_cmd(
+    db_url: str | None = typer.Option(None, "--db-url", help="The reader role's URL (OMOPFED_READER_DB_URL)."),
+    sql_file: Path = typer.Option(..., "--sql-file", help="File with the cohort SQL."),  # noqa: B008
+    policy_file: Path | None = typer.Option(None, "--policy", help="Trust policy TOML (OMOPFED_POLICY_FILE)."),  # noqa: B008
+    project: str | None = typer.Option(None, "--project", help="Project id to check against the policy."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> int:
+    """Run the whole pipeline locally and show what would be released (exit 0/3/4/5)."""
+    from trust_worker.celery_app import check_reader_role
+    from trust_worker.executor import Limits, ReaderExecutor
+    from trust_worker.pipeline import answer_cohort
+    from trust_worker.policy_file import load_policy
+
+    settings = load(TrustSettings, reader_db_url=db_url, policy_file=policy_file)
+    if not settings.reader_db_url:
+        raise UsageError("no database URL: pass --db-url (the data_analyst_reader connection)")
+    try:
+        sql = sql_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --sql-file {sql_file}: {getattr(exc, 'strerror', None) or exc}") from exc
+    policy = load_policy(settings.policy_file)
+    executor = ReaderExecutor(settings.reader_db_url, Limits(
+        statement_timeout_s=policy.statement_timeout_s, lock_timeout_s=policy.lock_timeout_s,
+        idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s))  # fmt: skip
+    try:
+        check_reader_role(executor)
+        answer = answer_cohort(sql, query_id="local-check", trust_id=settings.trust_id or "local",
+                               project_id=project, policy=policy, executor=executor)  # fmt: skip
+    finally:
+        executor.close()
+    result = answer.result.model_dump(mode="json", exclude_none=False)
+    view: dict[str, Any] = {k: result[k] for k in ("status", "detail", "reason_code", "threshold")}
+    if answer.result.status == "released":
+        view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
+    if as_json:
+        print(json.dumps(view, sort_keys=True))
+    else:
+        _render_check(view)
+    return CHECK_EXIT[answer.result.status]
+
+
+def _render_check(view: dict[str, Any]) -> None:
+    out.print(f"status: [bold]{view['status']}[/]" + (f" — {view['detail']}" if view.get("detail") else ""))
+    if view["status"] != "released":
+        return
+    out.print(f"persons: {view['person_count']}   rows: {view['row_count']}   threshold: {view['threshold']}")
+    for name in ("sex", "age"):
+        table = Table(name, "persons")
+        for label, n in view[name].items():
+            table.add_row(label, str(n))
+        out.print(table)
+
+
+def audit_cmd(
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="The worker's state dir (OMOPFED_STATE_DIR)."),  # noqa: B008
+    limit: int = typer.Option(50, "--limit", help="Show the last N entries."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 if it is broken."),
+) -> int:
+    """List the trust's audit log: every task, its SQL, the decision and what was released."""
+    settings = load(TrustSettings, state_dir=state_dir)
+    log = AuditLog(settings.audit_path())
+    if verify:
+        breaks = log.verify()
+        for b in breaks:
+            err.print(f"line {b.line}: {b.reason}")
+        err.print("audit log intact" if not breaks else f"audit log damaged: {len(breaks)} problem(s)")
+        return 1 if breaks else 0
+    entries = list(log.entries())[-limit:] if limit > 0 else []
+    if as_json:
+        for entry in entries:
+            print(json.dumps(entry, sort_keys=True))
+        return 0
+    table = Table("time", "query", "project", "decision", "detail / released")
+    for e in entries:
+        released = e.get("released") or {}
+        summary = f"{released.get('person_count')} persons" if e["decision"] == "released" else (e.get("detail") or "")
+        table.add_row(e["time"][:19], e["query_id"][:12], e.get("project_id") or "", e["decision"], summary)
+    out.print(table if entries else f"no audit entries in {settings.audit_path()}")
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker_cmd)
+    app.command("check")(check_cmd)
+    app.command("audit")(audit_cmd)

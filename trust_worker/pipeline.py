@@ -1,0 +1,87 @@
+"""The trust's answer to one cohort question: policy → re-emit → read-only execution → disclosure control.
+
+Pure decisions (``release_figures``) are separated from the one call that touches PostgreSQL
+(``ReaderExecutor.fetch_one``), so the privacy logic is testable without a server and the worker and
+``omopfed trust check`` run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from omop.disclosure import SUPPRESSED_DETAIL, protect_distribution, protect_pair
+from omop.protocol import ColumnCounts, TrustResult
+from omop.sql_policy import QueryRejected, validate
+from trust_worker.aggregate_sql import cohort_statistics_sql
+from trust_worker.executor import ExecutionFailed, ReaderExecutor
+from trust_worker.policy_file import TrustPolicy
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result to send plus what the audit log needs to know about how it was reached."""
+
+    result: TrustResult
+    executed_sql: str | None
+
+
+def release_figures(
+    *, person_count: int, row_count: int, columns: Mapping[str, list[int]], sex: Mapping[str, int],
+    age: Mapping[str, int], threshold: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Apply the disclosure rules to raw in-database aggregates: what may leave the trust, and nothing else.
+
+    Below the threshold (zero included) nothing but the status is released, with the same wording.
+    """
+    if person_count < threshold:
+        return {"status": "suppressed", "detail": SUPPRESSED_DETAIL}
+    released_columns: dict[str, ColumnCounts] = {}
+    for name, (non_null, null) in columns.items():
+        nn, nl = protect_pair(int(non_null), int(null), threshold)
+        released_columns[name] = ColumnCounts(non_null=nn, null=nl)
+    return {
+        "status": "released",
+        "detail": None,
+        "person_count": person_count,
+        "row_count": row_count,
+        "columns": released_columns,
+        "sex": protect_distribution({k: int(v) for k, v in sex.items()}, threshold),
+        "age": protect_distribution({k: int(v) for k, v in age.items()}, threshold),
+    }
+
+
+def answer_cohort(
+    sql: str, *, query_id: str, trust_id: str, project_id: str | None, policy: TrustPolicy,
+    executor: ReaderExecutor,
+) -> Answer:  # fmt: skip
+    """Run one cohort question end to end and return the (disclosure-controlled) answer."""
+    started = time.perf_counter()
+    threshold = policy.effective_threshold
+
+    def result(executed: str | None = None, **fields: Any) -> Answer:
+        elapsed = (time.perf_counter() - started) * 1000
+        return Answer(
+            TrustResult(query_id=query_id, trust_id=trust_id, threshold=threshold,
+                        produced_at=datetime.now(UTC), elapsed_ms=elapsed, **fields),  # fmt: skip
+            executed,
+        )
+
+    if not policy.project_allowed(project_id):
+        return result(status="rejected", reason_code="project_not_allowed",
+                      detail=f"project {project_id!r} is not approved at this trust")  # fmt: skip
+    try:
+        validated = validate(sql, policy.query_policy())
+    except QueryRejected as exc:
+        return result(status="rejected", reason_code=exc.code, detail=exc.message)
+    statement = cohort_statistics_sql(validated.sql, validated.output_columns)
+    try:
+        person_count, row_count, columns, sex, age = executor.fetch_one(statement)
+    except ExecutionFailed as exc:
+        return result(statement, status="error", reason_code="execution_failed", detail=str(exc))
+    figures = release_figures(person_count=person_count, row_count=row_count, columns=columns or {},
+                              sex=sex or {}, age=age or {}, threshold=threshold)  # fmt: skip
+    return result(statement, **figures)

@@ -1,0 +1,112 @@
+"""What the trust does with one message from its queue: verify, deduplicate, answer, seal, audit, reply.
+
+Kept apart from Celery so it can be read (and tested) as a plain object: the Celery task in
+``trust_worker.celery_app`` only hands it the wire dict and a function that publishes a reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from omop.crypto import TaskRejected, seal_result, verify_task
+from omop.protocol import ProtocolError, ResultEnvelope, SignedTask, TrustResult, parse_task
+from trust_worker.audit_log import AuditLog
+from trust_worker.executor import ReaderExecutor
+from trust_worker.pipeline import answer_cohort
+from trust_worker.policy_file import TrustPolicy
+from trust_worker.task_ledger import TaskLedger
+
+log = logging.getLogger("omopfed.trust")
+
+Publish = Callable[[dict[str, Any]], None]
+
+# Codes after which the hub's signature is known good, so the task's own fields can be trusted enough to
+# send the hub an answer saying why nothing ran.
+_ANSWERABLE = {"expired", "not_yet_valid"}
+
+
+@dataclass
+class TrustRuntime:
+    trust_id: str
+    hub_verify_key: Ed25519PublicKey
+    hub_encryption_key: X25519PublicKey
+    trust_signing_key: Ed25519PrivateKey
+    policy: TrustPolicy
+    executor: ReaderExecutor
+    ledger: TaskLedger
+    audit: AuditLog
+
+    def handle(self, wire: Any, publish: Publish) -> str:
+        """Process one task message; returns the audit decision (for logs and tests)."""
+        try:
+            signed = SignedTask.from_wire(wire)
+        except ProtocolError as exc:
+            self.audit.append(query_id="?", project_id=None, sql=None, decision="refused",
+                              detail=f"malformed task message: {exc}")  # fmt: skip
+            log.warning("refused a malformed task message: %s", exc)
+            return "refused"
+        try:
+            task = verify_task(signed, self.hub_verify_key, expected_trust_id=self.trust_id,
+                               now=datetime.now(UTC))  # fmt: skip
+        except TaskRejected as exc:
+            return self._refuse(signed, exc, publish)
+
+        claim = self.ledger.claim(task.query_id)
+        if claim.state == "done":
+            assert claim.envelope is not None
+            publish(ResultEnvelope.model_validate_json(claim.envelope).to_wire())
+            self.audit.append(query_id=task.query_id, project_id=task.project_id, sql=task.sql,
+                              decision="resent", detail="already answered; re-sent the stored answer")  # fmt: skip
+            return "resent"
+        if claim.state == "interrupted":
+            result = TrustResult(
+                query_id=task.query_id, trust_id=self.trust_id, status="error", reason_code="interrupted",
+                detail="an earlier delivery of this query was interrupted; it is not run twice, resubmit it",
+                threshold=self.policy.effective_threshold, produced_at=datetime.now(UTC),
+            )
+            return self._reply(result, task.project_id, task.sql, None, publish)
+
+        answer = answer_cohort(task.sql, query_id=task.query_id, trust_id=self.trust_id,
+                               project_id=task.project_id, policy=self.policy, executor=self.executor)  # fmt: skip
+        return self._reply(answer.result, task.project_id, task.sql, answer.executed_sql, publish)
+
+    def _reply(self, result: TrustResult, project_id: str | None, sql: str, executed_sql: str | None,
+               publish: Publish) -> str:  # fmt: skip
+        envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
+        self.ledger.finish(result.query_id, envelope.model_dump_json())
+        released = result.model_dump(mode="json", exclude={"version", "query_id", "trust_id", "produced_at"})
+        self.audit.append(query_id=result.query_id, project_id=project_id, sql=sql, decision=result.status,
+                          detail=result.detail, released=released,
+                          extra={"executed_sql_sha256": _sha(executed_sql)})  # fmt: skip
+        publish(envelope.to_wire())
+        log.info("query %s: %s", result.query_id, result.status)
+        return result.status
+
+    def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish) -> str:
+        task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {"misaddressed"} else None
+        self.audit.append(query_id=task.query_id if task else "?", project_id=task.project_id if task else None,
+                          sql=task.sql if task else None, decision="refused",
+                          detail=f"{exc.code}: {exc}")  # fmt: skip
+        log.warning("refused a task (%s): %s", exc.code, exc)
+        if task is None or exc.code not in _ANSWERABLE:
+            return "refused"
+        claim = self.ledger.claim(task.query_id)
+        if claim.state != "new":
+            return "refused"
+        result = TrustResult(query_id=task.query_id, trust_id=self.trust_id, status="rejected",
+                             reason_code=exc.code, detail=str(exc), threshold=self.policy.effective_threshold,
+                             produced_at=datetime.now(UTC))  # fmt: skip
+        return self._reply(result, task.project_id, task.sql, None, publish)
+
+
+def _sha(text: str | None) -> str | None:
+    from trust_worker.audit_log import sql_hash
+
+    return sql_hash(text) if text is not None else None

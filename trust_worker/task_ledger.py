@@ -1,0 +1,72 @@
+"""Which query ids this trust has executed, and the sealed answer for each: replay and redelivery defence.
+
+Celery delivers at least once, and a signed task can be replayed by anyone who saw it on the broker. The
+trust therefore records a query id *before* running it. A second delivery of a finished id re-sends the
+stored sealed answer without touching the database; a second delivery of an id that started but never
+finished (the worker died mid-query) is answered with an error rather than run again, so no query id is
+ever executed twice.
+
+A local SQLite file owned by the worker's OS account: outside PostgreSQL and the reader role's reach.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executed (
+    query_id    TEXT PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    envelope    TEXT
+)
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``new``: run it. ``done``: re-send ``envelope``. ``interrupted``: started before, never finished."""
+
+    state: Literal["new", "done", "interrupted"]
+    envelope: str | None = None
+
+
+class TaskLedger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def claim(self, query_id: str) -> Claim:
+        """Atomically record ``query_id`` as started, or report what happened to it before."""
+        now = datetime.now(UTC).isoformat()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT finished_at, envelope FROM executed WHERE query_id = ?", (query_id,)
+            ).fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO executed (query_id, started_at) VALUES (?, ?)", (query_id, now))
+                return Claim("new")
+        finished_at, envelope = row
+        if finished_at is not None and envelope is not None:
+            return Claim("done", envelope)
+        return Claim("interrupted")
+
+    def finish(self, query_id: str, envelope: str) -> None:
+        self._db.execute(
+            "UPDATE executed SET finished_at = ?, envelope = ? WHERE query_id = ?",
+            (datetime.now(UTC).isoformat(), envelope, query_id),
+        )
+
+    def close(self) -> None:
+        self._db.close()
