@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,6 @@ _RENUMBERED: dict[str, tuple[str, str, str]] = {  # table -> (id column, date co
     "measurement": ("measurement_id", "measurement_date", "measurement_concept_id"),
     "observation": ("observation_id", "observation_date", "observation_concept_id"),
 }
-_FETCH = 20_000
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -187,11 +187,25 @@ def build_select(table: str, source_columns: list[str], shard: Shard) -> tuple[l
     return columns, f"SELECT {', '.join(exprs)} FROM {source} AS t{where}"
 
 
-def load_eunomia(db_url: str, *, shard: Shard | None = None, replace: bool = False) -> LoadReport:
-    """Load Eunomia (or one shard of its persons) into the omop schema at ``db_url`` in one transaction."""
+def as_shard(shard: Shard | tuple[int, int] | str | None) -> Shard:
+    """A validated ``Shard`` from a Shard, a ``(K, N)`` tuple, a ``"K/N"`` string or None (everything)."""
+    if isinstance(shard, Shard):
+        return parse_shard(str(shard))
+    if isinstance(shard, tuple):
+        return parse_shard(f"{shard[0]}/{shard[1]}")
+    return parse_shard(shard)
+
+
+def load_eunomia(
+    db_url: str, *, shard: Shard | tuple[int, int] | str | None = None, replace: bool = False
+) -> LoadReport:
+    """Load Eunomia (or one shard of its persons) into the omop schema at ``db_url`` in one transaction.
+
+    ``shard`` may be a ``Shard``, a ``(K, N)`` tuple or ``"K/N"``; None loads every person.
+    """
     import duckdb
 
-    shard = shard or Shard(0, 1)
+    shard = as_shard(shard)
     report = LoadReport(shard)
     started = time.perf_counter()
     duck = duckdb.connect(str(eunomia_path()), read_only=True)
@@ -235,20 +249,21 @@ def load_eunomia(db_url: str, *, shard: Shard | None = None, replace: bool = Fal
 
 
 def _copy(duck: Any, conn: psycopg.Connection[Any], table: str, columns: list[str], query: str) -> int:
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    """Stream one table: DuckDB renders CSV (NULL unquoted-empty, '' quoted), PostgreSQL COPYs it in.
+
+    Letting DuckDB format the rows is several times faster than converting them one by one in Python.
+    """
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(schema.SCHEMA, table), sql.SQL(", ").join(sql.Identifier(col) for col in columns)
     )
-    result = duck.execute(query)
-    n = 0
-    with conn.cursor() as cur, cur.copy(stmt) as copy:
-        while True:
-            batch = result.fetchmany(_FETCH)
-            if not batch:
-                break
-            for row in batch:
-                copy.write_row(row)
-            n += len(batch)
-    return n
+    with tempfile.TemporaryDirectory(prefix="omopfed-eunomia-") as tmp:
+        path = Path(tmp) / f"{table}.csv"
+        duck.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false)")
+        with conn.cursor() as cur:
+            with cur.copy(stmt) as copy, path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    copy.write(chunk)
+            return max(cur.rowcount, 0)
 
 
 def _add_missing_genders(conn: psycopg.Connection[Any]) -> int:

@@ -85,7 +85,7 @@ def base_config(broker_url: str, owner: str, visibility_timeout_s: float) -> dic
 # anything less makes the worker die with NOPERM; anything more is not needed).
 TRUST_ACL_COMMANDS = (
     "+@connection", "+ping", "+select", "+client|setname", "+client|setinfo",
-    "+brpop", "+lpush", "+del", "+get", "+set",
+    "+brpop", "+lpush", "+llen", "+del", "+get", "+set",
     "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zrevrangebyscore",
     "+hset", "+hget", "+hdel", "+smembers", "+sadd",
     "+multi", "+exec", "+watch", "+unwatch", "+eval", "+evalsha", "+script|load", "+script|exists",

@@ -115,7 +115,7 @@ class OmopDb:
 
 @pytest.fixture
 def omop_db(pg_server: PgServer) -> Iterator[OmopDb]:
-    """A fresh database after ``init_db`` with reader password ``READER_TEST_PASSWORD``; dropped afterwards."""
+    """A fresh database after ``init_db``, reader password ``READER_TEST_PASSWORD``; dropped afterwards."""
     from trust_worker.database_setup import init_db, reader_url
 
     url = create_database(pg_server.admin_url, "omop")

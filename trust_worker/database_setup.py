@@ -97,6 +97,7 @@ def init_db(
         try:
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '15s'")
+                _serialize_role_changes(conn)
                 problems = schema_conflicts(conn)
                 if problems:
                     raise ForeignSchemaError(conflict_message(problems))
@@ -107,6 +108,19 @@ def init_db(
                 _grant(conn, database_name(admin_url))
         except psycopg.Error as exc:
             raise OmopFedError(f"init-db failed, nothing was changed: {_one_line(exc)}") from exc
+
+
+def _serialize_role_changes(conn: psycopg.Connection[Any]) -> None:
+    """Queue behind any other init-db on this cluster (any database) until this transaction ends.
+
+    Roles live in shared catalogs: two init-db runs altering the same role at once make one of them fail
+    with "tuple concurrently updated". Advisory locks are per database, but a lock on the shared catalog
+    pg_authid is cluster-wide; SHARE ROW EXCLUSIVE conflicts with itself and with role changes, not with
+    logins (which only read it). Only a superuser may take it; other admins run unserialized.
+    """
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if row is not None and row[0]:
+        conn.execute("LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE")
 
 
 def _role_exists(conn: psycopg.Connection[Any], role: str) -> bool:

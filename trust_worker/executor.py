@@ -30,9 +30,10 @@ class Limits:
 class ExecutionFailed(OmopFedError):
     """The statement did not complete. ``str(exc)`` is safe to release: no SQL, no data values."""
 
-    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+    def __init__(self, message: str, sqlstate: str | None = None, *, connection_lost: bool = False) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+        self.connection_lost = connection_lost
 
 
 def safe_error_message(exc: psycopg.Error) -> str:
@@ -46,9 +47,15 @@ def safe_error_message(exc: psycopg.Error) -> str:
         return f"the database refused an operation for the read-only role (SQLSTATE {state})"
     if isinstance(exc, pgerrors.ReadOnlySqlTransaction):
         return f"the query tried to write in a read-only transaction (SQLSTATE {state})"
-    if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+    if _connection_lost(exc):
         return "the trust's database is unavailable"
     return f"the database could not run the query (SQLSTATE {state})"
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """Server gone or shutting down (SQLSTATE class 08, 57P01-57P03) or no SQLSTATE at all."""
+    state = exc.sqlstate or ""
+    return (isinstance(exc, psycopg.OperationalError) and not state) or state.startswith(("08", "57P0"))
 
 
 class ReaderExecutor:
@@ -74,7 +81,19 @@ class ReaderExecutor:
             self._conn = None
 
     def fetch_one(self, statement: str) -> tuple[Any, ...]:
-        """Run ``statement`` in its own READ ONLY transaction and return its single row."""
+        """Run ``statement`` in its own READ ONLY transaction and return its single row.
+
+        A connection that turns out to be dead (database restarted since the last task) is replaced and
+        the statement tried once more; a second failure is reported.
+        """
+        try:
+            return self._fetch_one(statement)
+        except ExecutionFailed as exc:
+            if not exc.connection_lost:
+                raise
+        return self._fetch_one(statement)
+
+    def _fetch_one(self, statement: str) -> tuple[Any, ...]:
         lim = self.limits
         try:
             conn = self.connection()
@@ -95,10 +114,11 @@ class ReaderExecutor:
                 cur.execute(statement, binary=True)
                 row = cur.fetchone()
         except psycopg.Error as exc:
-            if self._conn is not None and (self._conn.broken or isinstance(exc, psycopg.OperationalError)):
+            lost = _connection_lost(exc) or bool(self._conn is not None and self._conn.broken)
+            if lost:
                 self.close()
-            raise ExecutionFailed(safe_error_message(exc), exc.sqlstate) from exc
-        except OmopFedError as exc:  # could not connect
+            raise ExecutionFailed(safe_error_message(exc), exc.sqlstate, connection_lost=lost) from exc
+        except OmopFedError as exc:  # could not connect at all
             raise ExecutionFailed("the trust's database is unavailable") from exc
         if row is None:
             raise ExecutionFailed("the aggregation returned no row")

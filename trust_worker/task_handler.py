@@ -6,6 +6,7 @@ Kept apart from Celery so it can be read (and tested) as a plain object: the Cel
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omop.crypto import TaskRejected, seal_result, verify_task
-from omop.protocol import ProtocolError, ResultEnvelope, SignedTask, TrustResult, parse_task
-from trust_worker.audit_log import AuditLog
+from omop.protocol import ProtocolError, SignedTask, TrustResult, parse_task
+from trust_worker.audit_log import AuditLog, sql_hash
 from trust_worker.executor import ReaderExecutor
 from trust_worker.pipeline import answer_cohort
 from trust_worker.policy_file import TrustPolicy
@@ -61,7 +62,7 @@ class TrustRuntime:
         claim = self.ledger.claim(task.query_id)
         if claim.state == "done":
             assert claim.envelope is not None
-            publish(ResultEnvelope.model_validate_json(claim.envelope).to_wire())
+            publish(json.loads(claim.envelope))
             self.audit.append(query_id=task.query_id, project_id=task.project_id, sql=task.sql,
                               decision="resent", detail="already answered; re-sent the stored answer")  # fmt: skip
             return "resent"
@@ -73,14 +74,23 @@ class TrustRuntime:
             )
             return self._reply(result, task.project_id, task.sql, None, publish)
 
-        answer = answer_cohort(task.sql, query_id=task.query_id, trust_id=self.trust_id,
-                               project_id=task.project_id, policy=self.policy, executor=self.executor)  # fmt: skip
+        try:
+            answer = answer_cohort(task.sql, query_id=task.query_id, trust_id=self.trust_id,
+                                   project_id=task.project_id, policy=self.policy, executor=self.executor)  # fmt: skip
+        except Exception:  # a bug must still produce an answer, never a silently lost query
+            log.exception("query %s: internal error in the pipeline", task.query_id)
+            failed = TrustResult(
+                query_id=task.query_id, trust_id=self.trust_id, status="error", reason_code="internal_error",
+                detail="internal error at the trust (see the trust's worker log)",
+                threshold=self.policy.effective_threshold, produced_at=datetime.now(UTC),
+            )
+            return self._reply(failed, task.project_id, task.sql, None, publish)
         return self._reply(answer.result, task.project_id, task.sql, answer.executed_sql, publish)
 
     def _reply(self, result: TrustResult, project_id: str | None, sql: str, executed_sql: str | None,
                publish: Publish) -> str:  # fmt: skip
         envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
-        self.ledger.finish(result.query_id, envelope.model_dump_json())
+        self.ledger.finish(result.query_id, json.dumps(envelope.to_wire()))
         released = result.model_dump(mode="json", exclude={"version", "query_id", "trust_id", "produced_at"})
         self.audit.append(query_id=result.query_id, project_id=project_id, sql=sql, decision=result.status,
                           detail=result.detail, released=released,
@@ -107,6 +117,4 @@ class TrustRuntime:
 
 
 def _sha(text: str | None) -> str | None:
-    from trust_worker.audit_log import sql_hash
-
     return sql_hash(text) if text is not None else None

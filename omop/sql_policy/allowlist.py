@@ -205,6 +205,9 @@ FUNCTIONS: frozenset[type[exp.Expression]] = _types(
     "Unnest",
     "ExplodingGenerateSeries",
     "GenerateSeries",
+    "StringToArray",
+    "ArrayPosition",
+    "TimeFromParts",
 )
 
 #: Functions sqlglot parses as ``Anonymous`` that are allowed, by lowercase name. ``all`` is the

@@ -27,6 +27,19 @@ from omop.sql_policy.names import is_system_relation, is_system_schema, pg_name
 from omop.sql_policy.policy import QueryPolicy
 from omop.sql_policy.series import SeriesError, literal_int, series_rows
 
+#: SQL keywords PostgreSQL evaluates as functions without parentheses (server/session identity).
+KEYWORD_FUNCTIONS = frozenset(
+    {
+        "user",
+        "current_user",
+        "current_role",
+        "session_user",
+        "system_user",
+        "current_catalog",
+        "current_schema",
+    }
+)
+
 
 def reject_statement_kinds(root: exp.Expr) -> None:
     """Refuse anything that writes, locks or is not a query, wherever it sits in the tree."""
@@ -74,6 +87,12 @@ class ScopedChecker:
         self.check_node(node, scope)
         with_ = node.args.get("with_")
         if isinstance(with_, exp.With):
+            if isinstance(node.parent, exp.SetOperation):
+                # PostgreSQL only accepts it parenthesised; sqlglot's tree for it does not round-trip.
+                raise QueryRejected(
+                    "unsupported_syntax",
+                    "a WITH inside a UNION/INTERSECT/EXCEPT branch must be in parentheses",
+                )
             inner = self.visit_with(with_, scope)
             for child in _children(node, skip="with_"):
                 self.visit(child, inner)
@@ -184,6 +203,17 @@ class ScopedChecker:
         raise QueryRejected("unsupported_syntax", "unsupported item in FROM")
 
     def check_column(self, column: exp.Column) -> None:
+        ident = column.this
+        if (
+            isinstance(ident, exp.Identifier)
+            and not ident.quoted
+            and column.args.get("table") is None
+            and pg_name(ident) in KEYWORD_FUNCTIONS
+        ):
+            # sqlglot reads a bare ``user`` as a column; PostgreSQL reads it as a call to current_user.
+            raise QueryRejected(
+                "forbidden_function", f"{pg_name(ident)} is a function in PostgreSQL and is not allowed"
+            )
         if column.args.get("catalog") is not None:
             raise QueryRejected("forbidden_schema", "database (catalog) qualifiers are not allowed")
         db = column.args.get("db")

@@ -71,14 +71,35 @@ def check_person_id_lineage(root: exp.Expression) -> None:
                     "renamed to person_id would make disclosure control count the wrong thing)",
                 )
         elif isinstance(node, exp.TableAlias):
-            named = [pg_name(node.this)] + [pg_name(c) for c in node.args.get("columns") or []]
-            if PERSON_ID in named:
-                raise QueryRejected(
-                    "person_id_lineage",
-                    "table aliases and column alias lists may not introduce the name person_id",
-                )
+            _check_table_alias(node)
         elif isinstance(node, exp.SetOperation):
             _check_set_operation(node)
+
+
+def _check_table_alias(alias: exp.TableAlias) -> None:
+    """A table alias may not be called person_id; a column list may name person_id only over person ids.
+
+    ``WITH c(person_id, d) AS (SELECT p.person_id, ...)`` renames by position, so every branch of the
+    query behind the list must have a person_id column at that position. Column lists over anything else
+    (VALUES, functions, tables) may not introduce the name.
+    """
+    if pg_name(alias.this) == PERSON_ID:
+        raise QueryRejected("person_id_lineage", "a table, WITH query or alias may not be named person_id")
+    columns = [pg_name(c) for c in alias.args.get("columns") or []]
+    positions = [i for i, name in enumerate(columns) if name == PERSON_ID]
+    if not positions:
+        return
+    owner = alias.parent
+    query = owner.this if isinstance(owner, (exp.CTE, exp.Subquery)) else None
+    problem = "a column alias list may name person_id only over a person_id column of a listed SELECT"
+    if not isinstance(query, exp.Expression):
+        raise QueryRejected("person_id_lineage", problem)
+    for branch in leaves(query):
+        if not isinstance(branch, exp.Select) or any(is_star(p) for p in branch.expressions):
+            raise QueryRejected("person_id_lineage", problem)
+        for index in positions:
+            if index >= len(branch.expressions) or not carries_person_id(branch.expressions[index]):
+                raise QueryRejected("person_id_lineage", problem)
 
 
 def _check_set_operation(node: exp.SetOperation) -> None:

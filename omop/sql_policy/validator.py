@@ -9,7 +9,8 @@ Order of the checks (the first failure wins, so each hostile input has one predi
 5. a scoped walk over every node: node and function allowlists, table pinning to the policy schema, system
    catalogs, casts, literal LIMIT/OFFSET/FETCH, bounded generate_series;
 6. person_id lineage, then the cohort's output columns (person_id present, named, unique);
-7. re-emit the SQL from the pinned tree (no comments) and check that it parses back to the same SQL.
+7. re-emit the SQL from the pinned tree (no comments), then validate that text again: it must come out
+   unchanged, so the exact text PostgreSQL runs has itself passed every check.
 
 Any exception other than ``QueryRejected`` raised on the way is turned into ``internal_error``: the
 validator fails closed, never open, and never crashes its caller.
@@ -74,17 +75,24 @@ def _validate(sql: str, policy: QueryPolicy) -> ValidatedQuery:
     if not sql.strip():
         raise QueryRejected("empty", "the query is empty")
 
-    tree = _parse_single(sql)
+    first = _check_tree(_parse_single(sql), policy)
+    # Layer 3: what PostgreSQL will run is the emitted text, so that text must itself pass, unchanged.
+    second = _check_tree(_parse_single(first.sql), policy)
+    if second.sql != first.sql or second.output_columns != first.output_columns:
+        raise QueryRejected(
+            "internal_error", "the re-emitted query does not validate to itself; it is refused (fail closed)"
+        )
+    return second
+
+
+def _check_tree(tree: exp.Expr, policy: QueryPolicy) -> ValidatedQuery:
     reject_statement_kinds(tree)
     root = _query_root(tree)
-
     ScopedChecker(policy).visit(root, frozenset())
     check_person_id_lineage(root)
     columns = output_columns(root)
-
-    emitted = root.sql(dialect=DIALECT, comments=False)
-    _check_round_trip(emitted)
-    return ValidatedQuery(sql=emitted, output_columns=columns, ast=root)
+    _canonicalise(root)
+    return ValidatedQuery(sql=root.sql(dialect=DIALECT, comments=False), output_columns=columns, ast=root)
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -147,11 +155,9 @@ def _query_root(tree: exp.Expr) -> exp.Expression:
     )
 
 
-def _check_round_trip(emitted: str) -> None:
-    """The emitted SQL must parse back to itself: a last guard against generator/parser disagreements."""
-    try:
-        again = sqlglot.parse(emitted, read=DIALECT)
-    except (ParseError, TokenError):
-        again = []
-    if len(again) != 1 or again[0] is None or again[0].sql(dialect=DIALECT, comments=False) != emitted:
-        raise QueryRejected("internal_error", "the re-emitted query does not round-trip; it is refused")
+def _canonicalise(root: exp.Expression) -> None:
+    """Drop comments and turn dollar-quoted strings into ordinary literals, as the emitted text will have."""
+    for node in list(root.walk()):
+        node.comments = None
+        if type(node) is exp.RawString:
+            node.replace(exp.Literal.string(str(node.this)))

@@ -23,7 +23,7 @@ from omop.errors import UsageError
 T = 10
 
 
-# -- thresholds ---------------------------------------------------------------------------------------------
+# -- thresholds ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [10, 11, 25, 1000])
 def test_check_threshold_accepts_ten_and_above(value: int) -> None:
     assert check_threshold(value) == value
@@ -46,7 +46,7 @@ def test_effective_threshold_is_max_of_ten_and_configured(configured: int, expec
     assert effective_threshold(configured) == expected
 
 
-# -- cohort-level suppression -------------------------------------------------------------------------------
+# -- cohort-level suppression ----------------------------------------------------------------------
 @pytest.mark.parametrize(("count", "released"), [(0, False), (1, False), (9, False), (10, True), (11, True)])
 def test_decide_releases_only_at_or_above_threshold(count: int, released: bool) -> None:
     assert decide(count, T) is released
@@ -82,7 +82,7 @@ def test_negative_counts_are_refused() -> None:
         protect_pair(-1, 20, T)
 
 
-# -- distributions: worked cases ----------------------------------------------------------------------------
+# -- distributions: worked cases -------------------------------------------------------------------
 def test_no_small_categories_pass_through_unchanged() -> None:
     assert protect_distribution({"male": 1321, "female": 1373}, T) == {"male": 1321, "female": 1373}
 
@@ -129,7 +129,8 @@ def test_existing_other_category_starts_in_the_bucket() -> None:
 
 
 def test_custom_other_label() -> None:
-    assert protect_distribution({"a": 30, "b": 2, "c": 9}, T, other_label="(merged)") == {"a": 30, "(merged)": 11}
+    result = protect_distribution({"a": 30, "b": 2, "c": 9}, T, other_label="(merged)")
+    assert result == {"a": 30, "(merged)": 11}
 
 
 def test_ties_merge_deterministically_by_label() -> None:
@@ -142,7 +143,7 @@ def test_higher_threshold_merges_more() -> None:
     assert protect_distribution({"a": 100, "b": 15, "c": 15}, 20) == {"a": 100, OTHER_LABEL: 30}
 
 
-# -- pairs ----------------------------------------------------------------------------------------------------
+# -- pairs -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("non_null", "null", "expected"),
     [
@@ -161,7 +162,7 @@ def test_pair_with_a_small_side_is_withheld_as_a_pair(
     assert protect_pair(non_null, null, T) == expected
 
 
-# -- properties ----------------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------------
 thresholds = st.integers(min_value=MIN_THRESHOLD, max_value=40)
 counts = st.one_of(st.integers(0, 15), st.integers(0, 60), st.integers(0, 5000))
 distributions = st.dictionaries(st.text(alphabet="abcdefgh", min_size=1, max_size=3), counts, max_size=8)

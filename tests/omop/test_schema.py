@@ -85,6 +85,7 @@ def test_ddl_loads_twice_and_matches_its_own_declaration(empty_db: str) -> None:
         }
         assert present == set(schema.TABLES)
         indexes = {
-            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'omop'").fetchall()
+            r[0]
+            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'omop'").fetchall()
         }
         assert {i.name for i in schema.indexes()} <= indexes

@@ -165,7 +165,21 @@ def test_tampered_unknown_and_misaddressed_results_are_refused(stack: StackState
 
     app.send_task(RESULT_TASK_NAME, args=[{"not": "an envelope"}], queue=results_queue())
     app.send_task(RESULT_TASK_NAME, args=["x" * 10], queue=results_queue())
-    eventually(lambda: len(store.refused()) >= before + 3, what="refusals counted")
+    # a real sealed answer from t1's ledger with one ciphertext byte flipped
+    import base64
+    import sqlite3
+
+    ledger = sqlite3.connect(Path(stack.trusts["t1"].dir) / "state" / "executed.sqlite")
+    (sealed,) = ledger.execute("SELECT envelope FROM executed WHERE envelope IS NOT NULL LIMIT 1").fetchone()
+    ledger.close()
+    wire = json.loads(sealed)
+    raw = bytearray(base64.b64decode(wire["ciphertext"]))
+    raw[0] ^= 1
+    wire["ciphertext"] = base64.b64encode(bytes(raw)).decode()
+    app.send_task(RESULT_TASK_NAME, args=[wire], queue=results_queue())
+    eventually(lambda: len(store.refused()) >= before + 4, what="refusals counted")
+    codes = [r.code for r in store.refused()[before:]]
+    assert codes.count("malformed") == 2 and "bad_signature" in codes
     assert hub.llen(RESULTS_QUEUE) == 0
     # the reducer is still alive and serving
     code, report = submit_json(stack, "--sql", ALL_SQL, "--trusts", "t1")

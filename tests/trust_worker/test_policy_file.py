@@ -1,0 +1,156 @@
+"""The trust policy file: defaults, the shipped example, and one clear line for every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from omop.errors import UsageError
+from omop.sql_policy import QueryRejected, validate
+from trust_worker.policy_file import TrustPolicy, load_policy
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trust-policy.toml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(UsageError) as info:
+        load_policy(_write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Traceback" not in message
+    return message
+
+
+def test_no_file_means_defaults() -> None:
+    policy = load_policy(None)
+    assert policy == TrustPolicy()
+    assert policy.threshold == 10
+    assert policy.effective_threshold == 10
+    assert policy.statement_timeout_s == 30
+    assert policy.max_query_bytes == 10240
+    assert policy.allowed_projects == ()
+
+
+def test_shipped_example_loads_and_equals_the_defaults() -> None:
+    assert load_policy(EXAMPLE) == TrustPolicy()
+
+
+def test_full_policy_is_read(tmp_path: Path) -> None:
+    policy = load_policy(
+        _write(
+            tmp_path,
+            "threshold = 15\nstatement_timeout_s = 2.5\nlock_timeout_s = 1\n"
+            "idle_in_transaction_timeout_s = 10\nmax_query_bytes = 4096\nmax_series_rows = 500\n"
+            'extra_allowed_functions = ["to_json", "to_json"]\nallowed_projects = ["flip", "gi-bleed"]\n',
+        )
+    )
+    assert policy.threshold == policy.effective_threshold == 15
+    assert policy.statement_timeout_s == 2.5
+    assert policy.lock_timeout_s == 1
+    assert policy.extra_allowed_functions == ("to_json",)
+    assert policy.allowed_projects == ("flip", "gi-bleed")
+
+
+def test_query_policy_carries_the_file_settings(tmp_path: Path) -> None:
+    policy = load_policy(
+        _write(
+            tmp_path, 'max_query_bytes = 300\nmax_series_rows = 20\nextra_allowed_functions = ["to_json"]\n'
+        )
+    )
+    qp = policy.query_policy()
+    assert qp.max_bytes == 300
+    assert qp.max_series_rows == 20
+    validate("SELECT p.person_id, to_json(p.year_of_birth) AS j FROM omop.person p", qp)
+    with pytest.raises(QueryRejected) as info:
+        validate(
+            "SELECT p.person_id FROM omop.person p WHERE p.person_source_value = '" + "x" * 300 + "'", qp
+        )
+    assert info.value.code == "too_large"
+    with pytest.raises(QueryRejected) as info:
+        validate("SELECT p.person_id, g.n AS n FROM omop.person p, generate_series(1, 21) AS g(n)", qp)
+    assert info.value.code == "unbounded_series"
+
+
+def test_empty_project_list_allows_every_project_and_a_list_restricts() -> None:
+    assert TrustPolicy().project_allowed("anything")
+    assert TrustPolicy().project_allowed(None)
+    restricted = TrustPolicy(allowed_projects=("flip",))
+    assert restricted.project_allowed("flip")
+    assert not restricted.project_allowed("other")
+    assert not restricted.project_allowed(None)
+
+
+@pytest.mark.parametrize("value", [9, 5, 0, -1])
+def test_threshold_below_ten_is_refused_at_load(tmp_path: Path, value: int) -> None:
+    message = _error(tmp_path, f"threshold = {value}\n")
+    assert "threshold" in message and "at least 10" in message
+    assert str(tmp_path / "policy.toml") in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="policy file not found"):
+        load_policy(tmp_path / "nope.toml")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        load_policy(tmp_path)
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    assert "is not valid TOML" in _error(tmp_path, "threshold = [\n")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_bytes(b"threshold = 10 # \xff\xfe\n")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_policy(path)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    message = _error(tmp_path, "treshold = 12\n")
+    assert "treshold: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('threshold = "12"\n', "threshold"),
+        ("threshold = 12.0\n", "threshold"),
+        ("threshold = true\n", "threshold"),
+        ('statement_timeout_s = "30"\n', "statement_timeout_s"),
+        ("statement_timeout_s = 0\n", "statement_timeout_s"),
+        ("statement_timeout_s = 99999\n", "statement_timeout_s"),
+        ("lock_timeout_s = -1\n", "lock_timeout_s"),
+        ("max_query_bytes = 10\n", "max_query_bytes"),
+        ('extra_allowed_functions = "to_json"\n', "extra_allowed_functions"),
+        ("extra_allowed_functions = [1]\n", "extra_allowed_functions[0]"),
+        ('allowed_projects = [""]\n', "allowed_projects"),
+        ('allowed_projects = [" flip"]\n', "allowed_projects"),
+    ],
+)
+def test_wrong_types_and_ranges_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    message = _error(tmp_path, text)
+    assert f": {key}: " in message
+
+
+@pytest.mark.parametrize(
+    "name", ["pg_sleep", "dblink", "lo_import", "set_config", "current_setting", "public.f"]
+)
+def test_dangerous_extra_functions_are_refused(tmp_path: Path, name: str) -> None:
+    message = _error(tmp_path, f'extra_allowed_functions = ["{name}"]\n')
+    assert "extra_allowed_functions" in message and name in message
+
+
+def test_policy_is_immutable() -> None:
+    with pytest.raises(ValidationError):
+        TrustPolicy().threshold = 5  # type: ignore[misc]

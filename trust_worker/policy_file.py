@@ -1,0 +1,138 @@
+"""The trust policy: the hospital's own rules for what its worker may run and release (a TOML file).
+
+Owned by the trust's information-governance team, never by the hub: the hub cannot loosen any of it.
+Without a file the defaults below apply (threshold 10, 30 s statement timeout, 10 KiB query cap, every
+project). Mistakes are refused at start-up rather than papered over, so they are noticed:
+
+* a threshold below 10 is an error, not silently raised to 10;
+* an unknown key is an error (``treshold = 5`` must not leave the default in force unnoticed);
+* values must have the right TOML type (``threshold = "12"`` is an error, not a string that happens to
+  parse), and an extra allowed function that reaches outside the data (``pg_*``, ``dblink``, ``lo_*``,
+  ``set_config``...) can never be added.
+
+``allowed_projects``: an empty list means the trust answers every project the hub sends; a non-empty list
+restricts it to those project ids. Empty-means-all keeps a fresh install working with one less step; a
+trust that wants an explicit allowlist simply lists its projects.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from omop.disclosure import check_threshold, effective_threshold
+from omop.errors import UsageError
+from omop.sql_policy import QueryPolicy, refusal_reason
+from omop.sql_policy.policy import DEFAULT_MAX_BYTES, DEFAULT_MAX_SERIES_ROWS
+
+Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
+
+
+class TrustPolicy(BaseModel):
+    """Every key of the policy file; unknown keys are an error (a typo must not weaken a rule)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: StrictInt = Field(
+        default=10, description="Minimum distinct persons per released figure (>= 10)."
+    )
+    statement_timeout_s: Seconds = Field(default=30.0, description="Cancel a query running longer than this.")
+    lock_timeout_s: Seconds = Field(default=5.0, description="Give up waiting for a lock after this.")
+    idle_in_transaction_timeout_s: Seconds = Field(default=60.0, description="End idle transactions.")
+    max_query_bytes: StrictInt = Field(default=DEFAULT_MAX_BYTES, ge=256, le=1024 * 1024)
+    max_series_rows: StrictInt = Field(default=DEFAULT_MAX_SERIES_ROWS, ge=1, le=100_000_000)
+    extra_allowed_functions: tuple[StrictStr, ...] = Field(
+        default=(), description="Functions added to the allowlist."
+    )
+    allowed_projects: tuple[StrictStr, ...] = Field(
+        default=(), description="Projects this trust answers; empty means every project."
+    )
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_floor(cls, value: int) -> int:
+        try:
+            return check_threshold(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("extra_allowed_functions")
+    @classmethod
+    def _functions_allowed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            reason = refusal_reason(name)
+            if reason is not None:
+                raise ValueError(f"{name!r} {reason}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("allowed_projects")
+    @classmethod
+    def _projects_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for project in value:
+            if not project.strip() or project != project.strip():
+                raise ValueError(f"project id {project!r} must be non-empty without surrounding spaces")
+        return tuple(dict.fromkeys(value))
+
+    @property
+    def effective_threshold(self) -> int:
+        """T = max(10, threshold); equal to ``threshold`` since lower values are refused."""
+        return effective_threshold(self.threshold)
+
+    def project_allowed(self, project_id: str | None) -> bool:
+        """Whether a task for ``project_id`` may run here (every project when the list is empty)."""
+        return not self.allowed_projects or project_id in self.allowed_projects
+
+    def query_policy(self) -> QueryPolicy:
+        """The SQL validator's policy built from this file."""
+        return QueryPolicy(
+            max_bytes=self.max_query_bytes,
+            extra_allowed_functions=frozenset(self.extra_allowed_functions),
+            max_series_rows=self.max_series_rows,
+        )
+
+
+def load_policy(path: Path | None) -> TrustPolicy:
+    """The policy in ``path`` (None: the defaults), or a one-line ``UsageError`` naming file and problem."""
+    if path is None:
+        return TrustPolicy()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"policy file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"policy file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"policy file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"policy file {path} is not valid TOML: {exc}") from None
+    try:
+        return TrustPolicy.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"policy file {path}: {_describe_error(exc)}") from None
+
+
+def _describe_error(exc: ValidationError) -> str:
+    """``key: problem`` for the first error, in the file's terms (lists, not tuples; no type-union paths)."""
+    first = exc.errors()[0]
+    loc = first.get("loc", ())
+    where = str(loc[0]) if loc else "(top level)"
+    if len(loc) > 1 and isinstance(loc[1], int):
+        where += f"[{loc[1]}]"
+    if first.get("type") == "extra_forbidden":
+        return f"{where}: unknown key (check the spelling; see examples/trust-policy.toml)"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message.replace('valid tuple', 'list')}"
