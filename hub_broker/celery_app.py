@@ -48,6 +48,18 @@ def run_reducer(settings: HubSettings, loglevel: str = "INFO") -> None:
 
     logging.getLogger("omopfed").setLevel(loglevel)
     app.worker_main(
-        ["worker", "-Q", RESULTS_QUEUE, "--pool", "solo", "--concurrency", "1", "--hostname", "hub-reducer@%h",
-         "--loglevel", loglevel, *ISOLATED_WORKER_ARGS]  # fmt: skip
+        [
+            "worker",
+            "-Q",
+            RESULTS_QUEUE,
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "--hostname",
+            "hub-reducer@%h",
+            "--loglevel",
+            loglevel,
+            *ISOLATED_WORKER_ARGS,
+        ]
     )

@@ -18,6 +18,7 @@ from hub_broker.store import HubStore, Query
 from hub_broker.submit import submit, wait_for
 from omop.errors import OmopFedError, UsageError
 from omop.settings import load
+from omop.user_input import read_text
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()
@@ -34,17 +35,14 @@ def _read_sql(sql_file: Path | None, sql: str | None) -> str:
     if (sql_file is None) == (sql is None):
         raise UsageError("give exactly one of --sql-file or --sql")
     if sql_file is not None:
-        try:
-            return sql_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --sql-file {sql_file}: {exc.strerror or exc}") from exc
+        return read_text(sql_file, "--sql-file")
     assert sql is not None
     return sql
 
 
 @app.command("submit")
 def submit_cmd(
-    sql_file: Path | None = typer.Option(None, "--sql-file", help="File with the cohort SQL."),  # noqa: B008
+    sql_file: Path | None = typer.Option(None, "--sql-file", help="File with the cohort SQL."),
     sql: str | None = typer.Option(None, "--sql", help="The cohort SQL as text."),
     trusts: str | None = typer.Option(None, "--trusts", help=TRUSTS_HELP),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds to wait for trusts (default 60)."),
@@ -62,7 +60,9 @@ def submit_cmd(
         query = wait_for(store, sub.query_id)
         print(json.dumps(query_report(query), sort_keys=True))
     else:
-        err.print(f"query [bold]{sub.query_id}[/] sent to {len(sub.trusts)} trust(s): {', '.join(sub.trusts)}")
+        err.print(
+            f"query [bold]{sub.query_id}[/] sent to {len(sub.trusts)} trust(s): {', '.join(sub.trusts)}"
+        )
         with Live(console=err, refresh_per_second=10, transient=True) as live:
 
             def show(q: Query) -> None:
@@ -87,19 +87,36 @@ def status_cmd(
             finalize_if_due(store, q.query_id)
         queries = store.recent()
         if as_json:
-            print(json.dumps([{"query_id": q.query_id, "status": q.status,
-                               "created_at": q.created_at.isoformat()} for q in queries]))  # fmt: skip
+            print(
+                json.dumps(
+                    [
+                        {"query_id": q.query_id, "status": q.status, "created_at": q.created_at.isoformat()}
+                        for q in queries
+                    ]
+                )
+            )
             return
         table = Table("query id", "status", "created", "trusts")
         for q in queries:
-            table.add_row(q.query_id, q.status, q.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                          ", ".join(f"{a.trust_id}:{a.status}" for a in q.answers))  # fmt: skip
+            table.add_row(
+                q.query_id,
+                q.status,
+                q.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                ", ".join(f"{a.trust_id}:{a.status}" for a in q.answers),
+            )
         out.print(table)
         return
     query = _known(store, query_id)
     if as_json:
-        print(json.dumps({"query_id": query.query_id, "status": query.status,
-                          "trusts": {a.trust_id: a.status for a in query.answers}}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "query_id": query.query_id,
+                    "status": query.status,
+                    "trusts": {a.trust_id: a.status for a in query.answers},
+                }
+            )
+        )
     else:
         out.print(progress_table(query))
 
@@ -142,7 +159,7 @@ def reducer_cmd(
 @app.command("redis-acl")
 def redis_acl_cmd(
     trusts: str = typer.Option(..., "--trusts", help="Comma-separated trust ids."),
-    out_dir: Path = typer.Option(..., "--out", help="Directory for users.acl and password files."),  # noqa: B008
+    out_dir: Path = typer.Option(..., "--out", help="Directory for users.acl and password files."),
 ) -> None:
     """Write a Redis ACL file: one user per trust (own queue only), a hub user, default user off."""
     from hub_broker.redis_acl import write_acl
@@ -151,4 +168,6 @@ def redis_acl_cmd(
     if not ids:
         raise UsageError("the trust list is empty")
     path = write_acl(out_dir, ids)
-    err.print(f"wrote {path} ({len(ids)} trust user(s) + hub); passwords in {out_dir}/*.redis-password (0600)")
+    err.print(
+        f"wrote {path} ({len(ids)} trust user(s) + hub); passwords in {out_dir}/*.redis-password (0600)"
+    )

@@ -12,9 +12,16 @@ from rich.text import Text
 from hub_broker.store import Query
 
 STATUS_STYLE = {
-    "pending": "yellow", "released": "green", "suppressed": "cyan", "rejected": "red", "error": "red",
-    "timeout": "magenta", "complete": "green", "partial": "yellow", "failed": "red",
-}  # fmt: skip
+    "pending": "yellow",
+    "released": "green",
+    "suppressed": "cyan",
+    "rejected": "red",
+    "error": "red",
+    "timeout": "magenta",
+    "complete": "green",
+    "partial": "yellow",
+    "failed": "red",
+}
 
 
 def progress_table(query: Query) -> Table:
@@ -42,20 +49,32 @@ def bar_chart(title: str, counts: Mapping[str, int], width: int = 40) -> Group:
 
 def render_report(console: Console, report: Mapping[str, Any]) -> None:
     status = report["status"]
-    console.print(Text.assemble("query ", (report["query_id"], "bold"), ": ",
-                                (status, STATUS_STYLE.get(status, ""))))  # fmt: skip
+    console.print(
+        Text.assemble("query ", (report["query_id"], "bold"), ": ", (status, STATUS_STYLE.get(status, "")))
+    )
     table = Table("trust", "status", "persons", "detail")
     for trust_id, entry in report["trusts"].items():
         count = entry.get("person_count")
-        table.add_row(trust_id, Text(entry["status"], style=STATUS_STYLE.get(entry["status"], "")),
-                      "" if count is None else str(count), entry.get("detail") or "")  # fmt: skip
+        table.add_row(
+            trust_id,
+            Text(entry["status"], style=STATUS_STYLE.get(entry["status"], "")),
+            "" if count is None else str(count),
+            entry.get("detail") or "",
+        )
     console.print(table)
     fed = report["federated"]
     if fed.get("person_count") is None:
-        console.print(f"federated: nothing released (pooled cohort below threshold {report['threshold']} "
-                      "or no trust released figures)")  # fmt: skip
+        console.print(
+            f"federated: nothing released (pooled cohort below threshold {report['threshold']} "
+            "or no trust released figures)"
+        )
         return
-    console.print(Text.assemble("federated persons: ", (str(fed["person_count"]), "bold green"),
-                                f"  (threshold {report['threshold']})"))  # fmt: skip
+    console.print(
+        Text.assemble(
+            "federated persons: ",
+            (str(fed["person_count"]), "bold green"),
+            f"  (threshold {report['threshold']})",
+        )
+    )
     console.print(bar_chart("sex", fed.get("sex", {})))
     console.print(bar_chart("age", fed.get("age", {})))

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.disclosure import protect_distribution
 
 ANSWERED = ("released", "suppressed")
@@ -34,10 +35,12 @@ def pool_released(results: Sequence[Mapping[str, Any]], threshold: int) -> dict[
     total = sum(int(r.get("person_count") or 0) for r in released)
     if not released or total < threshold:
         return {"person_count": None, "sex": {}, "age": {}, "trusts_released": len(released)}
+    sex = protect_distribution(add_counts(r.get("sex") for r in released), threshold)
+    age = protect_distribution(add_counts(r.get("age") for r in released), threshold)
     return {
         "person_count": total,
-        "sex": protect_distribution(add_counts(r.get("sex") for r in released), threshold),
-        "age": protect_distribution(add_counts(r.get("age") for r in released), threshold),
+        "sex": in_order(sex, SEX_LABELS),
+        "age": in_order(age, AGE_BANDS),
         "trusts_released": len(released),
     }
 

@@ -35,8 +35,17 @@ def acl_lines(trust_passwords: dict[str, str], hub_password: str) -> list[str]:
     ]
     for trust_id in sorted(trust_passwords):
         check_trust_id(trust_id)
-        parts = ["user", trust_user(trust_id), "on", _hashed(trust_passwords[trust_id]), "resetkeys",
-                 *trust_acl_keys(trust_id), "resetchannels", "-@all", *TRUST_ACL_COMMANDS]  # fmt: skip
+        parts = [
+            "user",
+            trust_user(trust_id),
+            "on",
+            _hashed(trust_passwords[trust_id]),
+            "resetkeys",
+            *trust_acl_keys(trust_id),
+            "resetchannels",
+            "-@all",
+            *TRUST_ACL_COMMANDS,
+        ]
         lines.append(" ".join(parts))
     return lines
 

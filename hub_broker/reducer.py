@@ -43,22 +43,31 @@ class Reducer:
         if envelope.trust_id not in self.registry:
             self.reload_registry()  # a trust registered after the reducer started
         try:
-            result = open_result(envelope, trust_verify_keys=self.registry,
-                                 hub_x25519_private=self.hub_encryption_key)  # fmt: skip
+            result = open_result(
+                envelope, trust_verify_keys=self.registry, hub_x25519_private=self.hub_encryption_key
+            )
         except ResultRejected as exc:
             return self._refuse(exc.code, str(exc), envelope.query_id, envelope.trust_id)
         if not self.store.is_addressed(result.query_id, result.trust_id):
-            return self._refuse("unknown_query", "no such query was sent to this trust",
-                                result.query_id, result.trust_id)  # fmt: skip
+            return self._refuse(
+                "unknown_query", "no such query was sent to this trust", result.query_id, result.trust_id
+            )
         stored = self.store.record_answer(
             result.query_id, result.trust_id, result.status, result.detail, result.model_dump(mode="json")
         )
         finalize_if_due(self.store, result.query_id)
-        log.info("query %s trust %s: %s%s", result.query_id, result.trust_id, result.status,
-                 "" if stored else " (duplicate ignored)")  # fmt: skip
+        log.info(
+            "query %s trust %s: %s%s",
+            result.query_id,
+            result.trust_id,
+            result.status,
+            "" if stored else " (duplicate ignored)",
+        )
         return "stored" if stored else "duplicate"
 
-    def _refuse(self, code: str, detail: str, query_id: str | None = None, trust_id: str | None = None) -> str:
+    def _refuse(
+        self, code: str, detail: str, query_id: str | None = None, trust_id: str | None = None
+    ) -> str:
         log.warning("refused a result message (%s): %s", code, detail)
         self.store.refuse(code, detail, query_id, trust_id)
         return code

@@ -123,12 +123,28 @@ class HubStore:
         except OperationalError as exc:
             raise OmopFedError(f"hub store unavailable ({redact(self.url)}): {_short(exc)}") from exc
 
-    def create_query(self, *, query_id: str, project_id: str, sql: str, trusts: Sequence[str], threshold: int,
-                     deadline_at: datetime, kind: str = "cohort_stats",
-                     options: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def create_query(
+        self,
+        *,
+        query_id: str,
+        project_id: str,
+        sql: str,
+        trusts: Sequence[str],
+        threshold: int,
+        deadline_at: datetime,
+        kind: str = "cohort_stats",
+        options: dict[str, Any] | None = None,
+    ) -> None:
         with self.session() as s:
-            q = Query(query_id=query_id, project_id=project_id, sql=sql, threshold=threshold,
-                      deadline_at=deadline_at, kind=kind, options=options or {})  # fmt: skip
+            q = Query(
+                query_id=query_id,
+                project_id=project_id,
+                sql=sql,
+                threshold=threshold,
+                deadline_at=deadline_at,
+                kind=kind,
+                options=options or {},
+            )
             q.answers = [TrustAnswer(trust_id=t) for t in trusts]
             s.add(q)
 
@@ -140,8 +156,9 @@ class HubStore:
         with self.session() as s:
             return list(s.scalars(select(Query).order_by(Query.created_at.desc()).limit(limit)))
 
-    def record_answer(self, query_id: str, trust_id: str, status: str, detail: str | None,
-                      result: dict[str, Any] | None) -> bool:  # fmt: skip
+    def record_answer(
+        self, query_id: str, trust_id: str, status: str, detail: str | None, result: dict[str, Any] | None
+    ) -> bool:
         """Store an answer if this (query, trust) is still pending; False for a duplicate or late one."""
         with self.session() as s:
             s.execute(

@@ -20,7 +20,7 @@ from omop.crypto import sign_task
 from omop.errors import OmopFedError, UsageError
 from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import MAX_TASK_LIFETIME, CohortTask, TaskKind, check_trust_id, new_query_id
-from omop.sql_policy import QueryRejected, validate
+from omop.sql_policy import QueryPolicy, QueryRejected, validate
 from omop.transport import TASK_NAME, trust_queue
 
 DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
@@ -51,17 +51,30 @@ def resolve_trusts(requested: Sequence[str] | None, registered: Iterable[str]) -
     return sorted(set(wanted))
 
 
-def precheck(sql: str) -> None:
+def precheck(sql: str, extra_allowed_functions: Sequence[str] = ()) -> None:
+    """The shared SQL policy at the hub: fast feedback for queries every trust would reject."""
     try:
-        validate(sql)
+        policy = QueryPolicy(extra_allowed_functions=frozenset(extra_allowed_functions))
+    except ValueError as exc:
+        raise UsageError(f"invalid OMOPFED_EXTRA_ALLOWED_FUNCTIONS: {exc}") from exc
+    try:
+        validate(sql, policy)
     except QueryRejected as exc:
         raise UsageError(f"query rejected at the hub ({exc.code}): {exc.message}") from exc
 
 
-def submit(settings: HubSettings, store: HubStore, *, sql: str, trusts: Sequence[str] | None = None,
-           timeout_s: float | None = None, project_id: str = "default", kind: str = "cohort_stats",
-           options: dict[str, Any] | None = None) -> Submission:  # fmt: skip
-    precheck(sql)
+def submit(
+    settings: HubSettings,
+    store: HubStore,
+    *,
+    sql: str,
+    trusts: Sequence[str] | None = None,
+    timeout_s: float | None = None,
+    project_id: str = "default",
+    kind: str = "cohort_stats",
+    options: dict[str, Any] | None = None,
+) -> Submission:
+    precheck(sql, settings.extra_allowed_functions)
     keys = load_hub_private(settings.hub_keys_dir)
     targets = resolve_trusts(trusts, load_trust_registry(settings.hub_keys_dir))
     timeout = settings.default_timeout_s if timeout_s is None else timeout_s
@@ -73,9 +86,20 @@ def submit(settings: HubSettings, store: HubStore, *, sql: str, trusts: Sequence
     deadline = now + timedelta(seconds=timeout)
     expires = now + min(timedelta(seconds=max(settings.task_lifetime_s, timeout)), MAX_TASK_LIFETIME)
     tasks = [
-        sign_task(CohortTask(query_id=query_id, trust_id=t, kind=TaskKind(kind), sql=sql, project_id=project_id,
-                             statistics=list(DEFAULT_STATISTICS), issued_at=now, expires_at=expires,
-                             options=options or {}), keys.signing)  # fmt: skip
+        sign_task(
+            CohortTask(
+                query_id=query_id,
+                trust_id=t,
+                kind=TaskKind(kind),
+                sql=sql,
+                project_id=project_id,
+                statistics=list(DEFAULT_STATISTICS),
+                issued_at=now,
+                expires_at=expires,
+                options=options or {},
+            ),
+            keys.signing,
+        )
         for t in targets
     ]
     with app.connection_for_write() as conn:
@@ -83,22 +107,36 @@ def submit(settings: HubSettings, store: HubStore, *, sql: str, trusts: Sequence
             conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
         except Exception as exc:
             raise OmopFedError(f"cannot reach the broker: {_one_line(exc)}") from exc
-        store.create_query(query_id=query_id, project_id=project_id, sql=sql, trusts=targets,
-                           threshold=settings.threshold, deadline_at=deadline, kind=kind,
-                           options=options)  # fmt: skip
+        store.create_query(
+            query_id=query_id,
+            project_id=project_id,
+            sql=sql,
+            trusts=targets,
+            threshold=settings.threshold,
+            deadline_at=deadline,
+            kind=kind,
+            options=options,
+        )
         with app.producer_or_acquire() as producer:
             for trust_id, signed in zip(targets, tasks, strict=True):
                 try:
-                    app.send_task(TASK_NAME, args=[signed.to_wire()], queue=trust_queue(trust_id),
-                                  producer=producer)  # fmt: skip
+                    app.send_task(
+                        TASK_NAME, args=[signed.to_wire()], queue=trust_queue(trust_id), producer=producer
+                    )
                 except Exception as exc:
-                    store.record_answer(query_id, trust_id, "error", f"could not be queued: {_one_line(exc)}",
-                                        None)  # fmt: skip
+                    store.record_answer(
+                        query_id, trust_id, "error", f"could not be queued: {_one_line(exc)}", None
+                    )
     return Submission(query_id, targets, deadline)
 
 
-def wait_for(store: HubStore, query_id: str, *, on_progress: Callable[[Query], None] | None = None,
-             poll_s: float = 0.02) -> Query:  # fmt: skip
+def wait_for(
+    store: HubStore,
+    query_id: str,
+    *,
+    on_progress: Callable[[Query], None] | None = None,
+    poll_s: float = 0.02,
+) -> Query:
     """Poll the store until the query is final (the reducer or the deadline finalises it)."""
     last_seen: tuple[str, ...] = ()
     while True:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 RESULTS_QUEUE = "hub.results"
 TASK_NAME = "omopfed.cohort_task"
@@ -84,12 +84,36 @@ def base_config(broker_url: str, owner: str, visibility_timeout_s: float) -> dic
 # Redis commands kombu and Celery need on the consuming and publishing side (measured with kombu 5.7:
 # anything less makes the worker die with NOPERM; anything more is not needed).
 TRUST_ACL_COMMANDS = (
-    "+@connection", "+ping", "+select", "+client|setname", "+client|setinfo",
-    "+brpop", "+lpush", "+llen", "+del", "+get", "+set",
-    "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zrevrangebyscore",
-    "+hset", "+hget", "+hdel", "+smembers", "+sadd",
-    "+multi", "+exec", "+watch", "+unwatch", "+eval", "+evalsha", "+script|load", "+script|exists",
-)  # fmt: skip
+    "+@connection",
+    "+ping",
+    "+select",
+    "+client|setname",
+    "+client|setinfo",
+    "+brpop",
+    "+lpush",
+    "+llen",
+    "+del",
+    "+get",
+    "+set",
+    "+zadd",
+    "+zrem",
+    "+zrange",
+    "+zrangebyscore",
+    "+zrevrangebyscore",
+    "+hset",
+    "+hget",
+    "+hdel",
+    "+smembers",
+    "+sadd",
+    "+multi",
+    "+exec",
+    "+watch",
+    "+unwatch",
+    "+eval",
+    "+evalsha",
+    "+script|load",
+    "+script|exists",
+)
 
 
 def trust_acl_keys(trust_id: str) -> list[str]:

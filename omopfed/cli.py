@@ -26,7 +26,7 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 # typer >= 0.22 raises its own vendored click exceptions; older releases raise click's. Catch both.
-_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_INTERRUPTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     click.exceptions.ClickException,
     getattr(typer, "TyperException", click.exceptions.ClickException),
@@ -35,7 +35,7 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 @app.callback()
 def _root(
-    env_file: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+    env_file: Path | None = typer.Option(
         None, "--env-file", help="Read OMOPFED_* settings from this file (accepted after any command too)."
     ),
 ) -> None:
@@ -64,6 +64,7 @@ def _mount() -> None:
         pass
     else:
         register_stack(app)
+    __import__("omopfed.compose_cli", fromlist=["register"]).register(app)  # omopfed compose
 
 
 def _take_env_files(argv: list[str]) -> list[str]:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     except OmopFedError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except (*_ABORTS, KeyboardInterrupt):
+    except _INTERRUPTS:
         err_console.print("interrupted")
         sys.exit(130)
     except _USAGE_ERRORS as exc:

@@ -37,7 +37,7 @@ FROM condition_occurrence co
 WHERE co.condition_concept_id = {GI_BLEED}""",
     ),
     (
-        "A narrow cohort: GI bleed in women born before 1950 (too small at the small trust: suppressed there)",
+        "A narrow cohort: GI bleed in women born before 1950 (suppressed at the small trust)",
         f"""SELECT p.person_id
 FROM person p
 WHERE p.gender_concept_id = 8532 AND p.year_of_birth < 1950
@@ -52,13 +52,20 @@ def run_demo(directory: Path, *, trusts: int = 3, persons: int = 2000) -> None:
     sizes = [persons] * max(trusts - 1, 1) + ([max(persons // 15, 50)] if trusts > 1 else [])
     console.print(Rule("omop-federation demo"))
     started = time.perf_counter()
-    state = stack_mod.up(directory, trusts=trusts, persons=sizes,
-                         progress=lambda m: console.print(f"[dim]•[/] {m}"))  # fmt: skip
+    state = stack_mod.up(
+        directory, trusts=trusts, persons=sizes, progress=lambda m: console.print(f"[dim]•[/] {m}")
+    )
     try:
-        console.print(f"stack ready in {time.perf_counter() - started:.1f} s "
-                      f"({', '.join(f'{t}: {n} persons' for t, n in zip(state.trusts, sizes, strict=True))})")  # fmt: skip
-        settings = load(HubSettings, broker_url=state.hub_redis_url, hub_store_url=state.hub_store_url,
-                        hub_keys_dir=state.hub_keys_dir)  # fmt: skip
+        console.print(
+            f"stack ready in {time.perf_counter() - started:.1f} s "
+            f"({', '.join(f'{t}: {n} persons' for t, n in zip(state.trusts, sizes, strict=True))})"
+        )
+        settings = load(
+            HubSettings,
+            broker_url=state.hub_redis_url,
+            hub_store_url=state.hub_store_url,
+            hub_keys_dir=state.hub_keys_dir,
+        )
         store = HubStore(settings.hub_store_url)
         for title, sql in QUERIES:
             console.print(Rule(title))

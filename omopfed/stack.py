@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from omop.errors import OmopFedError, UsageError
-from omop.synthetic import check_persons
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
 from omop.localservices.processes import pid_alive, stop_pid
+from omop.synthetic import check_persons
 
 STATE_FILE = "stack.json"
 ENV_FILE = "stack.env"
@@ -95,8 +95,13 @@ class StackState:
             "env_file": str(Path(self.dir) / ENV_FILE),
             "reducer_pid": self.reducer_pid,
             "trusts": {
-                t.trust_id: {"db_url": t.db_url, "reader_url": t.reader_url, "worker_pid": t.worker_pid,
-                             "env_file": t.env_file, "state_dir": str(Path(t.dir) / "state")}  # fmt: skip
+                t.trust_id: {
+                    "db_url": t.db_url,
+                    "reader_url": t.reader_url,
+                    "worker_pid": t.worker_pid,
+                    "env_file": t.env_file,
+                    "state_dir": str(Path(t.dir) / "state"),
+                }
                 for t in self.trusts.values()
             },
         }
@@ -119,8 +124,12 @@ def _spawn(args: list[str], log: Path, env_file: Path, ready_file: Path) -> int:
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "omopfed.cli", "--env-file", str(env_file), *args],
-            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     return proc.pid
 
 
@@ -147,8 +156,14 @@ def _tail(log: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:]) or "(empty log)"
 
 
-def up(directory: Path, *, trusts: int = 3, persons: int | list[int] = 2000, eunomia: bool = False,
-       progress: Progress = lambda _m: None) -> StackState:  # fmt: skip
+def up(
+    directory: Path,
+    *,
+    trusts: int = 3,
+    persons: int | list[int] = 2000,
+    eunomia: bool = False,
+    progress: Progress = lambda _m: None,
+) -> StackState:
     """Start a complete federation in ``directory``; on any failure, stop what was started and re-raise.
 
     ``persons`` is the synthetic population of every trust, or one figure per trust.
@@ -163,7 +178,9 @@ def up(directory: Path, *, trusts: int = 3, persons: int | list[int] = 2000, eun
             check_persons(size)
     directory = directory.resolve()
     if (directory / STATE_FILE).exists():
-        raise UsageError(f"a stack already exists in {directory}; stop it first: omopfed stack down --dir {directory}")
+        raise UsageError(
+            f"a stack already exists in {directory}; stop it first: omopfed stack down --dir {directory}"
+        )
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"{directory} is not empty; give a new or empty directory")
     created = not directory.exists()
@@ -180,7 +197,14 @@ def up(directory: Path, *, trusts: int = 3, persons: int | list[int] = 2000, eun
 
 def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, progress: Progress) -> None:
     from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
-    from omop.keys import HUB_PUBLIC, generate_hub_keys, generate_trust_key, pin_hub, register_trust, trust_public_name
+    from omop.keys import (
+        HUB_PUBLIC,
+        generate_hub_keys,
+        generate_trust_key,
+        pin_hub,
+        register_trust,
+        trust_public_name,
+    )
     from trust_worker.database_setup import init_db
 
     root = Path(state.dir)
@@ -192,28 +216,47 @@ def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, p
     acl = write_acl(redis_dir / "acl", ids)
     hub_pw = password_file(redis_dir / "acl", HUB_USER).read_text().strip()
     progress("broker: embedded Valkey with AOF, noeviction and per-trust ACL users")
-    valkey = start_valkey(redis_dir / "data", aclfile=acl, detach=True,
-                          ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0")  # fmt: skip
+    valkey = start_valkey(
+        redis_dir / "data",
+        aclfile=acl,
+        detach=True,
+        ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0",
+    )
     state.valkey = valkey.to_dict()
     state.hub_redis_url = valkey.url(HUB_USER, hub_pw)
     state.hub_store_url = f"sqlite:///{hub_dir / 'hub.db'}"
     state.hub_keys_dir = str(keys_dir)
     state.save()
     hub_env = root / ENV_FILE
-    _write_secret(hub_env, _env_text({
-        "OMOPFED_BROKER_URL": state.hub_redis_url, "OMOPFED_HUB_STORE_URL": state.hub_store_url,
-        "OMOPFED_HUB_KEYS_DIR": str(keys_dir),
-    }))  # fmt: skip
+    _write_secret(
+        hub_env,
+        _env_text(
+            {
+                "OMOPFED_BROKER_URL": state.hub_redis_url,
+                "OMOPFED_HUB_STORE_URL": state.hub_store_url,
+                "OMOPFED_HUB_KEYS_DIR": str(keys_dir),
+            }
+        ),
+    )
 
     for index, trust_id in enumerate(ids):
         tdir = root / "trusts" / trust_id
         persons = sizes[index]
-        what = f"Eunomia shard {index}/{len(ids)}" if eunomia else f"{persons} synthetic persons, seed {index + 1}"
+        what = (
+            f"Eunomia shard {index}/{len(ids)}"
+            if eunomia
+            else f"{persons} synthetic persons, seed {index + 1}"
+        )
         progress(f"trust {trust_id}: PostgreSQL, schema, read-only role, {what}")
         pg = start_postgres(tdir / "pg", detach=True)
         reader_pw = secrets.token_urlsafe(18)
-        node = TrustNode(trust_id=trust_id, dir=str(tdir), postgres=pg.to_dict(), reader_password=reader_pw,
-                         env_file=str(tdir / "trust.env"))  # fmt: skip
+        node = TrustNode(
+            trust_id=trust_id,
+            dir=str(tdir),
+            postgres=pg.to_dict(),
+            reader_password=reader_pw,
+            env_file=str(tdir / "trust.env"),
+        )
         state.trusts[trust_id] = node
         state.save()
         _create_database(pg)
@@ -224,11 +267,18 @@ def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, p
         register_trust(keys_dir, trust_keys / trust_public_name(trust_id))
         pin_hub(trust_keys, keys_dir / HUB_PUBLIC)
         trust_pw = password_file(redis_dir / "acl", trust_user(trust_id)).read_text().strip()
-        _write_secret(Path(node.env_file), _env_text({
-            "OMOPFED_TRUST_ID": trust_id, "OMOPFED_BROKER_URL": valkey.url(trust_user(trust_id), trust_pw),
-            "OMOPFED_READER_DB_URL": node.reader_url, "OMOPFED_KEYS_DIR": str(trust_keys),
-            "OMOPFED_STATE_DIR": str(tdir / "state"),
-        }))  # fmt: skip
+        _write_secret(
+            Path(node.env_file),
+            _env_text(
+                {
+                    "OMOPFED_TRUST_ID": trust_id,
+                    "OMOPFED_BROKER_URL": valkey.url(trust_user(trust_id), trust_pw),
+                    "OMOPFED_READER_DB_URL": node.reader_url,
+                    "OMOPFED_KEYS_DIR": str(trust_keys),
+                    "OMOPFED_STATE_DIR": str(tdir / "state"),
+                }
+            ),
+        )
 
     progress(f"processes: {len(ids)} trust worker(s) and the hub reducer")
     waits: list[tuple[str, int, Path, Path]] = []

@@ -17,14 +17,21 @@ err = Console(stderr=True)
 
 @stack_app.command("up")
 def up_cmd(
-    directory: Path = typer.Option(..., "--dir", help="New or empty directory for the stack's state."),  # noqa: B008
+    directory: Path = typer.Option(..., "--dir", help="New or empty directory for the stack's state."),
     trusts: int = typer.Option(3, "--trusts", help="Number of trusts (1-64)."),
     persons: int = typer.Option(2000, "--persons", help="Synthetic persons per trust."),
-    eunomia: bool = typer.Option(False, "--eunomia", help="Load one Eunomia GiBleed shard per trust instead."),
+    eunomia: bool = typer.Option(
+        False, "--eunomia", help="Load one Eunomia GiBleed shard per trust instead."
+    ),
 ) -> None:
-    """Start broker, one PostgreSQL per trust, keys, trust workers and the hub reducer; return when healthy."""
-    state = stack_mod.up(directory, trusts=trusts, persons=persons, eunomia=eunomia,
-                         progress=lambda m: err.print(f"[dim]•[/] {m}"))  # fmt: skip
+    """Start broker, a PostgreSQL per trust, keys, workers and the hub reducer; return when healthy."""
+    state = stack_mod.up(
+        directory,
+        trusts=trusts,
+        persons=persons,
+        eunomia=eunomia,
+        progress=lambda m: err.print(f"[dim]•[/] {m}"),
+    )
     env = Path(state.dir) / stack_mod.ENV_FILE
     err.print(f"[green]stack up[/] in {state.dir}: {len(state.trusts)} trust(s)")
     err.print(f"try: omopfed hub submit --env-file {env} --sql 'SELECT person_id FROM person'")
@@ -32,7 +39,7 @@ def up_cmd(
 
 @stack_app.command("info")
 def info_cmd(
-    directory: Path = typer.Option(..., "--dir"),  # noqa: B008
+    directory: Path = typer.Option(..., "--dir"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Where everything of a running stack is: broker URL, databases, env files, PIDs."""
@@ -44,7 +51,7 @@ def info_cmd(
 
 
 @stack_app.command("down")
-def down_cmd(directory: Path = typer.Option(..., "--dir")) -> None:  # noqa: B008
+def down_cmd(directory: Path = typer.Option(..., "--dir")) -> None:
     """Stop everything the stack started and remove what it created."""
     stack_mod.down(stack_mod.StackState.load(directory.resolve()), progress=err.print)
 

@@ -14,9 +14,6 @@ from collections.abc import Sequence
 
 from omop.concepts import FEMALE, MALE
 
-AGE_BANDS: tuple[str, ...] = (*(f"{d}-{d + 9}" for d in range(0, 90, 10)), "90+", "Unknown")
-SEX_LABELS: tuple[str, ...] = ("Male", "Female", "Unknown")
-
 
 def quote_ident(name: str) -> str:
     """PostgreSQL identifier quoting; names come from the validated AST, quoting makes any name inert."""

@@ -46,9 +46,17 @@ class AuditLog:
             lines = fh.read().splitlines()
         return hashlib.sha256(lines[-1]).hexdigest() if lines else GENESIS
 
-    def append(self, *, query_id: str, project_id: str | None, sql: str | None, decision: str,
-               detail: str | None = None, released: dict[str, Any] | None = None,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def append(
+        self,
+        *,
+        query_id: str,
+        project_id: str | None,
+        sql: str | None,
+        decision: str,
+        detail: str | None = None,
+        released: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Append one entry; ``decision`` is rejected / suppressed / released / error / refused / resent."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         entry: dict[str, Any] = {
@@ -97,6 +105,8 @@ class AuditLog:
                     prev = hashlib.sha256(line).hexdigest()
                     continue
                 if entry.get("prev") != prev:
-                    breaks.append(ChainBreak(number, "previous-entry hash does not match (edited or removed)"))
+                    breaks.append(
+                        ChainBreak(number, "previous-entry hash does not match (edited or removed)")
+                    )
                 prev = hashlib.sha256(line).hexdigest()
         return breaks

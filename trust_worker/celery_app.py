@@ -107,9 +107,19 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     app = build_app(settings, runtime)
     logging.getLogger("omopfed").setLevel(loglevel)
     argv = [
-        "worker", "-Q", trust_queue_name(runtime.trust_id), "--pool", "solo", "--concurrency", "1",
-        "--hostname", f"trust-{runtime.trust_id}@%h", "--loglevel", loglevel, *ISOLATED_WORKER_ARGS,
-    ]  # fmt: skip
+        "worker",
+        "-Q",
+        trust_queue_name(runtime.trust_id),
+        "--pool",
+        "solo",
+        "--concurrency",
+        "1",
+        "--hostname",
+        f"trust-{runtime.trust_id}@%h",
+        "--loglevel",
+        loglevel,
+        *ISOLATED_WORKER_ARGS,
+    ]
     try:
         app.worker_main(argv)
     finally:

@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omop.errors import UsageError
+from omop.errors import OmopFedError, UsageError
 from omop.settings import load
+from omop.user_input import read_text
 from trust_worker.audit_log import AuditLog
 from trust_worker.settings import TrustSettings
 
@@ -32,9 +33,13 @@ def worker_cmd(
 
 
 def check_cmd(
-    db_url: str | None = typer.Option(None, "--db-url", help="The reader role's URL (OMOPFED_READER_DB_URL)."),
-    sql_file: Path = typer.Option(..., "--sql-file", help="File with the cohort SQL."),  # noqa: B008
-    policy_file: Path | None = typer.Option(None, "--policy", help="Trust policy TOML (OMOPFED_POLICY_FILE)."),  # noqa: B008
+    db_url: str | None = typer.Option(
+        None, "--db-url", help="The reader role's URL (OMOPFED_READER_DB_URL)."
+    ),
+    sql_file: Path = typer.Option(..., "--sql-file", help="File with the cohort SQL."),
+    policy_file: Path | None = typer.Option(
+        None, "--policy", help="Trust policy TOML (OMOPFED_POLICY_FILE)."
+    ),
     project: str | None = typer.Option(None, "--project", help="Project id to check against the policy."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> int:
@@ -47,29 +52,46 @@ def check_cmd(
     settings = load(TrustSettings, reader_db_url=db_url, policy_file=policy_file)
     if not settings.reader_db_url:
         raise UsageError("no database URL: pass --db-url (the data_analyst_reader connection)")
-    try:
-        sql = sql_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --sql-file {sql_file}: {getattr(exc, 'strerror', None) or exc}") from exc
+    sql = read_text(sql_file, "--sql-file")
     policy = load_policy(settings.policy_file)
-    executor = ReaderExecutor(settings.reader_db_url, Limits(
-        statement_timeout_s=policy.statement_timeout_s, lock_timeout_s=policy.lock_timeout_s,
-        idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s))  # fmt: skip
+    executor = ReaderExecutor(
+        settings.reader_db_url,
+        Limits(
+            statement_timeout_s=policy.statement_timeout_s,
+            lock_timeout_s=policy.lock_timeout_s,
+            idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s,
+        ),
+    )
+    view: dict[str, Any]
     try:
         check_reader_role(executor)
-        answer = answer_cohort(sql, query_id="local-check", trust_id=settings.trust_id or "local",
-                               project_id=project, policy=policy, executor=executor)  # fmt: skip
+        answer = answer_cohort(
+            sql,
+            query_id="local-check",
+            trust_id=settings.trust_id or "local",
+            project_id=project,
+            policy=policy,
+            executor=executor,
+        )
+    except OmopFedError as exc:  # unreachable database or a role that is not read-only
+        view = {
+            "status": "error",
+            "detail": str(exc),
+            "reason_code": "unsafe_or_unavailable_database",
+            "threshold": policy.effective_threshold,
+        }
+    else:
+        result = answer.result.model_dump(mode="json", exclude_none=False)
+        view = {k: result[k] for k in ("status", "detail", "reason_code", "threshold")}
+        if answer.result.status == "released":
+            view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
     finally:
         executor.close()
-    result = answer.result.model_dump(mode="json", exclude_none=False)
-    view: dict[str, Any] = {k: result[k] for k in ("status", "detail", "reason_code", "threshold")}
-    if answer.result.status == "released":
-        view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
     if as_json:
         print(json.dumps(view, sort_keys=True))
     else:
         _render_check(view)
-    return CHECK_EXIT[answer.result.status]
+    return CHECK_EXIT[view["status"]]
 
 
 def _render_check(view: dict[str, Any]) -> None:
@@ -85,7 +107,9 @@ def _render_check(view: dict[str, Any]) -> None:
 
 
 def audit_cmd(
-    state_dir: Path | None = typer.Option(None, "--state-dir", help="The worker's state dir (OMOPFED_STATE_DIR)."),  # noqa: B008
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="The worker's state dir (OMOPFED_STATE_DIR)."
+    ),
     limit: int = typer.Option(50, "--limit", help="Show the last N entries."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 if it is broken."),
@@ -107,7 +131,11 @@ def audit_cmd(
     table = Table("time", "query", "project", "decision", "detail / released")
     for e in entries:
         released = e.get("released") or {}
-        summary = f"{released.get('person_count')} persons" if e["decision"] == "released" else (e.get("detail") or "")
+        summary = (
+            f"{released.get('person_count')} persons"
+            if e["decision"] == "released"
+            else (e.get("detail") or "")
+        )
         table.add_row(e["time"][:19], e["query_id"][:12], e.get("project_id") or "", e["decision"], summary)
     out.print(table if entries else f"no audit entries in {settings.audit_path()}")
     return 0

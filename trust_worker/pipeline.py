@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from omop.disclosure import SUPPRESSED_DETAIL, protect_distribution, protect_pair
+from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
+from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
 from omop.protocol import ColumnCounts, TrustResult
 from omop.sql_policy import QueryRejected, validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
@@ -30,34 +31,53 @@ class Answer:
 
 
 def release_figures(
-    *, person_count: int, row_count: int, columns: Mapping[str, list[int]], sex: Mapping[str, int],
-    age: Mapping[str, int], threshold: int,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    person_count: int,
+    row_count: int,
+    columns: Mapping[str, list[int]],
+    sex: Mapping[str, int],
+    age: Mapping[str, int],
+    threshold: int,
+) -> dict[str, Any]:
     """Apply the disclosure rules to raw in-database aggregates: what may leave the trust, and nothing else.
 
     Below the threshold (zero included) nothing but the status is released, with the same wording.
+
+    Row-based figures (``row_count`` and the per-column null/non-null pairs, which add up to it) are
+    released only when ``row_count - person_count`` is 0 or at least T: otherwise "3 rows more than
+    persons" would tell that a handful of persons have extra records. Withheld, they are all withheld
+    together, since any one pair would give ``row_count`` back.
     """
     if person_count < threshold:
         return {"status": "suppressed", "detail": SUPPRESSED_DETAIL}
-    released_columns: dict[str, ColumnCounts] = {}
-    for name, (non_null, null) in columns.items():
-        nn, nl = protect_pair(int(non_null), int(null), threshold)
-        released_columns[name] = ColumnCounts(non_null=nn, null=nl)
+    released_rows: int | None = None
+    released_columns: dict[str, ColumnCounts] | None = None
+    if not is_small(row_count - person_count, threshold):
+        released_rows = row_count
+        released_columns = {}
+        for name, (non_null, null) in columns.items():
+            nn, nl = protect_pair(int(non_null), int(null), threshold)
+            released_columns[name] = ColumnCounts(non_null=nn, null=nl)
     return {
         "status": "released",
         "detail": None,
         "person_count": person_count,
-        "row_count": row_count,
+        "row_count": released_rows,
         "columns": released_columns,
-        "sex": protect_distribution({k: int(v) for k, v in sex.items()}, threshold),
-        "age": protect_distribution({k: int(v) for k, v in age.items()}, threshold),
+        "sex": in_order(protect_distribution({k: int(v) for k, v in sex.items()}, threshold), SEX_LABELS),
+        "age": in_order(protect_distribution({k: int(v) for k, v in age.items()}, threshold), AGE_BANDS),
     }
 
 
 def answer_cohort(
-    sql: str, *, query_id: str, trust_id: str, project_id: str | None, policy: TrustPolicy,
+    sql: str,
+    *,
+    query_id: str,
+    trust_id: str,
+    project_id: str | None,
+    policy: TrustPolicy,
     executor: ReaderExecutor,
-) -> Answer:  # fmt: skip
+) -> Answer:
     """Run one cohort question end to end and return the (disclosure-controlled) answer."""
     started = time.perf_counter()
     threshold = policy.effective_threshold
@@ -65,14 +85,23 @@ def answer_cohort(
     def result(executed: str | None = None, **fields: Any) -> Answer:
         elapsed = (time.perf_counter() - started) * 1000
         return Answer(
-            TrustResult(query_id=query_id, trust_id=trust_id, threshold=threshold,
-                        produced_at=datetime.now(UTC), elapsed_ms=elapsed, **fields),  # fmt: skip
+            TrustResult(
+                query_id=query_id,
+                trust_id=trust_id,
+                threshold=threshold,
+                produced_at=datetime.now(UTC),
+                elapsed_ms=elapsed,
+                **fields,
+            ),
             executed,
         )
 
     if not policy.project_allowed(project_id):
-        return result(status="rejected", reason_code="project_not_allowed",
-                      detail=f"project {project_id!r} is not approved at this trust")  # fmt: skip
+        return result(
+            status="rejected",
+            reason_code="project_not_allowed",
+            detail=f"project {project_id!r} is not approved at this trust",
+        )
     try:
         validated = validate(sql, policy.query_policy())
     except QueryRejected as exc:
@@ -82,6 +111,12 @@ def answer_cohort(
         person_count, row_count, columns, sex, age = executor.fetch_one(statement)
     except ExecutionFailed as exc:
         return result(statement, status="error", reason_code="execution_failed", detail=str(exc))
-    figures = release_figures(person_count=person_count, row_count=row_count, columns=columns or {},
-                              sex=sex or {}, age=age or {}, threshold=threshold)  # fmt: skip
+    figures = release_figures(
+        person_count=person_count,
+        row_count=row_count,
+        columns=columns or {},
+        sex=sex or {},
+        age=age or {},
+        threshold=threshold,
+    )
     return result(statement, **figures)

@@ -49,13 +49,19 @@ class TrustRuntime:
         try:
             signed = SignedTask.from_wire(wire)
         except ProtocolError as exc:
-            self.audit.append(query_id="?", project_id=None, sql=None, decision="refused",
-                              detail=f"malformed task message: {exc}")  # fmt: skip
+            self.audit.append(
+                query_id="?",
+                project_id=None,
+                sql=None,
+                decision="refused",
+                detail=f"malformed task message: {exc}",
+            )
             log.warning("refused a malformed task message: %s", exc)
             return "refused"
         try:
-            task = verify_task(signed, self.hub_verify_key, expected_trust_id=self.trust_id,
-                               now=datetime.now(UTC))  # fmt: skip
+            task = verify_task(
+                signed, self.hub_verify_key, expected_trust_id=self.trust_id, now=datetime.now(UTC)
+            )
         except TaskRejected as exc:
             return self._refuse(signed, exc, publish)
 
@@ -63,56 +69,97 @@ class TrustRuntime:
         if claim.state == "done":
             assert claim.envelope is not None
             publish(json.loads(claim.envelope))
-            self.audit.append(query_id=task.query_id, project_id=task.project_id, sql=task.sql,
-                              decision="resent", detail="already answered; re-sent the stored answer")  # fmt: skip
+            self.audit.append(
+                query_id=task.query_id,
+                project_id=task.project_id,
+                sql=task.sql,
+                decision="resent",
+                detail="already answered; re-sent the stored answer",
+            )
             return "resent"
         if claim.state == "interrupted":
             result = TrustResult(
-                query_id=task.query_id, trust_id=self.trust_id, status="error", reason_code="interrupted",
+                query_id=task.query_id,
+                trust_id=self.trust_id,
+                status="error",
+                reason_code="interrupted",
                 detail="an earlier delivery of this query was interrupted; it is not run twice, resubmit it",
-                threshold=self.policy.effective_threshold, produced_at=datetime.now(UTC),
+                threshold=self.policy.effective_threshold,
+                produced_at=datetime.now(UTC),
             )
             return self._reply(result, task.project_id, task.sql, None, publish)
 
         try:
-            answer = answer_cohort(task.sql, query_id=task.query_id, trust_id=self.trust_id,
-                                   project_id=task.project_id, policy=self.policy, executor=self.executor)  # fmt: skip
+            answer = answer_cohort(
+                task.sql,
+                query_id=task.query_id,
+                trust_id=self.trust_id,
+                project_id=task.project_id,
+                policy=self.policy,
+                executor=self.executor,
+            )
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)
             failed = TrustResult(
-                query_id=task.query_id, trust_id=self.trust_id, status="error", reason_code="internal_error",
+                query_id=task.query_id,
+                trust_id=self.trust_id,
+                status="error",
+                reason_code="internal_error",
                 detail="internal error at the trust (see the trust's worker log)",
-                threshold=self.policy.effective_threshold, produced_at=datetime.now(UTC),
+                threshold=self.policy.effective_threshold,
+                produced_at=datetime.now(UTC),
             )
             return self._reply(failed, task.project_id, task.sql, None, publish)
         return self._reply(answer.result, task.project_id, task.sql, answer.executed_sql, publish)
 
-    def _reply(self, result: TrustResult, project_id: str | None, sql: str, executed_sql: str | None,
-               publish: Publish) -> str:  # fmt: skip
+    def _reply(
+        self,
+        result: TrustResult,
+        project_id: str | None,
+        sql: str,
+        executed_sql: str | None,
+        publish: Publish,
+    ) -> str:
         envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
         self.ledger.finish(result.query_id, json.dumps(envelope.to_wire()))
         released = result.model_dump(mode="json", exclude={"version", "query_id", "trust_id", "produced_at"})
-        self.audit.append(query_id=result.query_id, project_id=project_id, sql=sql, decision=result.status,
-                          detail=result.detail, released=released,
-                          extra={"executed_sql_sha256": _sha(executed_sql)})  # fmt: skip
+        self.audit.append(
+            query_id=result.query_id,
+            project_id=project_id,
+            sql=sql,
+            decision=result.status,
+            detail=result.detail,
+            released=released,
+            extra={"executed_sql_sha256": _sha(executed_sql)},
+        )
         publish(envelope.to_wire())
         log.info("query %s: %s", result.query_id, result.status)
         return result.status
 
     def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish) -> str:
         task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {"misaddressed"} else None
-        self.audit.append(query_id=task.query_id if task else "?", project_id=task.project_id if task else None,
-                          sql=task.sql if task else None, decision="refused",
-                          detail=f"{exc.code}: {exc}")  # fmt: skip
+        self.audit.append(
+            query_id=task.query_id if task else "?",
+            project_id=task.project_id if task else None,
+            sql=task.sql if task else None,
+            decision="refused",
+            detail=f"{exc.code}: {exc}",
+        )
         log.warning("refused a task (%s): %s", exc.code, exc)
         if task is None or exc.code not in _ANSWERABLE:
             return "refused"
         claim = self.ledger.claim(task.query_id)
         if claim.state != "new":
             return "refused"
-        result = TrustResult(query_id=task.query_id, trust_id=self.trust_id, status="rejected",
-                             reason_code=exc.code, detail=str(exc), threshold=self.policy.effective_threshold,
-                             produced_at=datetime.now(UTC))  # fmt: skip
+        result = TrustResult(
+            query_id=task.query_id,
+            trust_id=self.trust_id,
+            status="rejected",
+            reason_code=exc.code,
+            detail=str(exc),
+            threshold=self.policy.effective_threshold,
+            produced_at=datetime.now(UTC),
+        )
         return self._reply(result, task.project_id, task.sql, None, publish)
 
 

@@ -124,11 +124,25 @@ def start_postgres(
     try:
         subprocess.run(
             [
-                str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8", "--locale=C",
-                "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync",
+                str(bin_dir / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--no-sync",
             ],
-            check=True, capture_output=True, text=True, user=user, timeout=timeout,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            user=user,
+            timeout=timeout,
+        )
     except subprocess.CalledProcessError as exc:
         raise LocalServiceError(
             f"initdb failed: {(exc.stderr or exc.stdout).strip().splitlines()[-1:]}"
@@ -142,13 +156,30 @@ def start_postgres(
         with log.open("ab") as log_fh:
             proc = subprocess.Popen(
                 [
-                    str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port),
-                    "-k", str(sockdir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off", "-c", "max_connections=200",
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(pgdata),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(sockdir),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
                 ],
-                stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                user=user, start_new_session=detach,
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                user=user,
+                start_new_session=detach,
+            )
         server = EmbeddedPostgres(base_dir=str(base_dir), port=port, pid=proc.pid, password=password)
         try:
             wait_until(lambda s=server, p=proc: _accepts(s, p), timeout, "embedded PostgreSQL")  # type: ignore[misc]

@@ -99,9 +99,12 @@ def start_valkey(
         conf.write_text(_config_text(port, base_dir, aclfile))
         proc = subprocess.Popen(
             [str(binary), str(conf)],
-            cwd=base_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=base_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=detach,
-        )  # fmt: skip
+        )
         server = EmbeddedValkey(base_dir=str(base_dir), port=port, pid=proc.pid)
         url = ping_url.replace("{port}", str(port)) if ping_url else server.url()
 

@@ -18,6 +18,7 @@ validator fails closed, never open, and never crashes its caller.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlglot
@@ -31,6 +32,10 @@ from omop.sql_policy.errors import QueryRejected
 from omop.sql_policy.policy import DEFAULT_POLICY, QueryPolicy
 
 DIALECT = "postgres"
+
+# sqlglot logs a WARNING quoting the input when it falls back to an unparsed Command; researcher SQL
+# belongs in the trust's audit log, not in general-purpose logs that may be shipped elsewhere.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ counts = st.dictionaries(st.sampled_from(["Male", "Female", "Unknown", "Other"])
 
 
 @given(st.lists(counts, min_size=1, max_size=6), st.integers(10, 30))
-def test_pooled_cells_are_zero_or_at_least_threshold_and_sum_to_total(tables: list[dict[str, int]], t: int) -> None:
+def test_pooled_cells_are_zero_or_at_least_threshold_and_sum_to_total(
+    tables: list[dict[str, int]], t: int
+) -> None:
     results = [{"status": "released", "person_count": sum(c.values()), "sex": c, "age": c} for c in tables]
     pooled = pool_released(results, t)
     total = sum(add_counts(tables).values())

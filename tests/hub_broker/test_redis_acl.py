@@ -17,7 +17,9 @@ def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Embed
     base = tmp_path_factory.mktemp("acl")
     acl = write_acl(base / "acl", ["a", "b"])
     hub_pw = password_file(base / "acl", HUB_USER).read_text().strip()
-    server = start_valkey(base / "data", aclfile=acl, ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0")
+    server = start_valkey(
+        base / "data", aclfile=acl, ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0"
+    )
     yield server, base / "acl"
     server.stop()
 

@@ -18,8 +18,14 @@ def _released(n: int, sex: dict[str, int]) -> dict[str, object]:
 
 def test_each_answer_is_stored_once_and_the_query_finalises_when_all_answered(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.create_query(query_id="q1", project_id="p", sql="s", trusts=["a", "b"], threshold=10,
-                       deadline_at=utcnow() + timedelta(minutes=5))
+    store.create_query(
+        query_id="q1",
+        project_id="p",
+        sql="s",
+        trusts=["a", "b"],
+        threshold=10,
+        deadline_at=utcnow() + timedelta(minutes=5),
+    )
     assert store.record_answer("q1", "a", "released", None, _released(30, {"Male": 12, "Female": 18}))
     assert not store.record_answer("q1", "a", "released", None, _released(99, {"Male": 99}))  # duplicate
     assert finalize_if_due(store, "q1").status == "pending"  # b has not answered, deadline not reached
@@ -34,8 +40,14 @@ def test_each_answer_is_stored_once_and_the_query_finalises_when_all_answered(tm
 
 def test_deadline_marks_missing_trusts_timeout(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.create_query(query_id="q2", project_id="p", sql="s", trusts=["a", "b"], threshold=10,
-                       deadline_at=utcnow() + timedelta(seconds=30))
+    store.create_query(
+        query_id="q2",
+        project_id="p",
+        sql="s",
+        trusts=["a", "b"],
+        threshold=10,
+        deadline_at=utcnow() + timedelta(seconds=30),
+    )
     store.record_answer("q2", "a", "released", None, _released(15, {"Male": 15}))
     query = finalize_if_due(store, "q2", now=utcnow() + timedelta(seconds=31))
     assert query.status == "partial"

@@ -175,8 +175,11 @@ def test_gender_concepts_added_and_ids_unique(eunomia_urls: dict[str, str]) -> N
             conn.execute("SELECT concept_id, concept_name FROM omop.concept WHERE concept_id IN (8507, 8532)")
         )
         assert names == {8507: "MALE", 8532: "FEMALE"}
-        for table, key in (("drug_exposure", "drug_exposure_id"), ("measurement", "measurement_id"),
-                           ("observation", "observation_id")):  # fmt: skip
+        for table, key in (
+            ("drug_exposure", "drug_exposure_id"),
+            ("measurement", "measurement_id"),
+            ("observation", "observation_id"),
+        ):
             row = conn.execute(
                 f"SELECT count(*), count(DISTINCT {key}) FROM omop.{table}".encode()
             ).fetchone()

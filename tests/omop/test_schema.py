@@ -11,11 +11,27 @@ from omop import schema
 from omop.schema.checks import require_compatible_schema, schema_conflicts
 
 REQUIRED = {
-    "person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
-    "procedure_occurrence", "measurement", "observation", "death", "condition_era", "drug_era", "concept",
-    "concept_ancestor", "concept_relationship", "vocabulary", "domain", "concept_class", "cdm_source",
-    "image_occurrence", "image_feature",
-}  # fmt: skip
+    "person",
+    "observation_period",
+    "visit_occurrence",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "death",
+    "condition_era",
+    "drug_era",
+    "concept",
+    "concept_ancestor",
+    "concept_relationship",
+    "vocabulary",
+    "domain",
+    "concept_class",
+    "cdm_source",
+    "image_occurrence",
+    "image_feature",
+}
 
 
 def test_declares_every_required_table() -> None:
@@ -26,10 +42,19 @@ def test_declares_every_required_table() -> None:
 def test_image_occurrence_columns_follow_mi_cdm_with_flip_accession_id() -> None:
     cols = {c.name: c.type for c in schema.table_columns()["image_occurrence"]}
     assert list(cols) == [
-        "image_occurrence_id", "person_id", "procedure_occurrence_id", "visit_occurrence_id",
-        "modality_concept_id", "anatomic_site_concept_id", "accession_id", "image_occurrence_date",
-        "image_study_uid", "image_series_uid", "wadors_uri", "local_path",
-    ]  # fmt: skip
+        "image_occurrence_id",
+        "person_id",
+        "procedure_occurrence_id",
+        "visit_occurrence_id",
+        "modality_concept_id",
+        "anatomic_site_concept_id",
+        "accession_id",
+        "image_occurrence_date",
+        "image_study_uid",
+        "image_series_uid",
+        "wadors_uri",
+        "local_path",
+    ]
     assert cols["accession_id"] == "character varying(50)"
     assert cols["image_study_uid"] == "character varying(100)"
     assert cols["image_series_uid"] == "character varying(100)"
@@ -40,11 +65,19 @@ def test_image_occurrence_columns_follow_mi_cdm_with_flip_accession_id() -> None
 def test_image_feature_columns() -> None:
     names = [c.name for c in schema.table_columns()["image_feature"]]
     assert names == [
-        "image_feature_id", "person_id", "image_occurrence_id", "image_feature_concept_id",
-        "image_feature_type_concept_id", "image_finding_concept_id", "image_finding_id",
-        "anatomic_site_concept_id", "alg_system", "alg_datetime", "image_feature_event_field_concept_id",
+        "image_feature_id",
+        "person_id",
+        "image_occurrence_id",
+        "image_feature_concept_id",
+        "image_feature_type_concept_id",
+        "image_finding_concept_id",
+        "image_finding_id",
+        "anatomic_site_concept_id",
+        "alg_system",
+        "alg_datetime",
+        "image_feature_event_field_concept_id",
         "image_feature_event_id",
-    ]  # fmt: skip
+    ]
 
 
 def test_every_person_table_has_a_person_index_or_key() -> None:

@@ -184,8 +184,16 @@ def test_bulk_data_is_plausible_and_fully_coded(omop_db: OmopDb) -> None:
         )
         assert set(genders) <= {0, c.MALE, c.FEMALE}
         assert genders[c.MALE] > 800 and genders[c.FEMALE] > 800
-        for table in ("observation_period", "visit_occurrence", "procedure_occurrence", "image_occurrence",
-                      "image_feature", "condition_occurrence", "drug_exposure", "measurement"):  # fmt: skip
+        for table in (
+            "observation_period",
+            "visit_occurrence",
+            "procedure_occurrence",
+            "image_occurrence",
+            "image_feature",
+            "condition_occurrence",
+            "drug_exposure",
+            "measurement",
+        ):
             assert _scalar(conn, f"SELECT count(*) FROM omop.{table}") > 0, table  # type: ignore[operator]
         assert _scalar(
             conn, f"SELECT count(*) FROM omop.condition_occurrence WHERE condition_concept_id = {c.GI_BLEED}"

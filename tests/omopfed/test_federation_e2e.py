@@ -31,7 +31,10 @@ from tests.omopfed.federation_helpers import (
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-GI_SQL = f"SELECT co.person_id, co.condition_start_date FROM condition_occurrence co WHERE co.condition_concept_id = {GI_BLEED}"
+GI_SQL = (
+    "SELECT co.person_id, co.condition_start_date FROM condition_occurrence co "
+    f"WHERE co.condition_concept_id = {GI_BLEED}"
+)
 ALL_SQL = "SELECT person_id, year_of_birth FROM person"
 
 
@@ -115,8 +118,14 @@ def test_forged_task_is_refused_and_audited(stack: StackState) -> None:
     qid, wire = signed_task(stack, "t1", ALL_SQL, key=Ed25519PrivateKey.generate())
     store = register_query(stack, qid, ["t1"], timeout_s=3)
     publish_raw(stack, "t1", wire)
-    entry = eventually(lambda: [e for e in audit_entries(stack, "t1") if e["decision"] == "refused"
-                                and "wrong_key" in (e["detail"] or "")], what="audit of the forged task")
+    entry = eventually(
+        lambda: [
+            e
+            for e in audit_entries(stack, "t1")
+            if e["decision"] == "refused" and "wrong_key" in (e["detail"] or "")
+        ],
+        what="audit of the forged task",
+    )
     assert entry
     from hub_broker.finalize import finalize_if_due
 
@@ -127,8 +136,9 @@ def test_forged_task_is_refused_and_audited(stack: StackState) -> None:
 def test_expired_task_is_answered_rejected(stack: StackState) -> None:
     from datetime import UTC, datetime, timedelta
 
-    qid, wire = signed_task(stack, "t2", ALL_SQL, issued=datetime.now(UTC) - timedelta(minutes=10),
-                            lifetime=timedelta(minutes=1))
+    qid, wire = signed_task(
+        stack, "t2", ALL_SQL, issued=datetime.now(UTC) - timedelta(minutes=10), lifetime=timedelta(minutes=1)
+    )
     store = register_query(stack, qid, ["t2"])
     publish_raw(stack, "t2", wire)
     answer = eventually(lambda: (a := store.get(qid).answers[0]).status != "pending" and a, what="answer")
@@ -153,8 +163,10 @@ def test_tampered_unknown_and_misaddressed_results_are_refused(stack: StackState
     store = HubStore(stack.hub_store_url or "")
     before = len(store.refused())
     publish_raw(stack, "t1", wire)
-    eventually(lambda: any(r.code == "unknown_query" and r.query_id == qid for r in store.refused()),
-               what="mis-addressed result refused")
+    eventually(
+        lambda: any(r.code == "unknown_query" and r.query_id == qid for r in store.refused()),
+        what="mis-addressed result refused",
+    )
     # garbage and a tampered envelope pushed straight onto hub.results by someone with broker access
     hub = redis.Redis.from_url(stack.hub_redis_url or "")
     from hub_broker.celery_app import hub_app

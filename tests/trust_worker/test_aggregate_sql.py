@@ -5,8 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from omop.demographics import AGE_BANDS
 from tests.conftest import OmopDb
-from trust_worker.aggregate_sql import AGE_BANDS, cohort_statistics_sql
+from trust_worker.aggregate_sql import cohort_statistics_sql
 from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
 
 pytestmark = pytest.mark.services
@@ -26,20 +27,32 @@ def test_counts_persons_not_rows_and_matches_direct_sql(fixture_db: OmopDb) -> N
         cohort_statistics_sql(cohort, ["person_id", "accession_id", "modality_concept_id"])
     )
     executor.close()
-    [(persons, rows)] = direct(fixture_db.admin_url, "SELECT count(DISTINCT person_id), count(*) FROM image_occurrence")
+    [(persons, rows)] = direct(
+        fixture_db.admin_url, "SELECT count(DISTINCT person_id), count(*) FROM image_occurrence"
+    )
     assert (person_count, row_count) == (persons, rows) == (12, 24)
     assert columns["accession_id"] == [24, 0]
-    expected_sex = dict(direct(fixture_db.admin_url, """
-        SELECT CASE gender_concept_id WHEN 8507 THEN 'Male' WHEN 8532 THEN 'Female' ELSE 'Unknown' END, count(*)
-        FROM person WHERE person_id IN (SELECT person_id FROM image_occurrence) GROUP BY 1"""))
+    expected_sex = dict(
+        direct(
+            fixture_db.admin_url,
+            """
+        SELECT CASE gender_concept_id WHEN 8507 THEN 'Male' WHEN 8532 THEN 'Female' ELSE 'Unknown' END,
+               count(*)
+        FROM person WHERE person_id IN (SELECT person_id FROM image_occurrence) GROUP BY 1""",
+        )
+    )
     assert sex == expected_sex == {"Male": 6, "Female": 6}
     assert sum(age.values()) == 12 and set(age) <= set(AGE_BANDS)
 
 
 def test_null_counts_and_odd_column_names(fixture_db: OmopDb) -> None:
-    cohort = 'SELECT p.person_id, p.birth_datetime AS "Birth ""time""", NULL::int AS "select" FROM omop.person p'
+    cohort = (
+        'SELECT p.person_id, p.birth_datetime AS "Birth ""time""", NULL::int AS "select" FROM omop.person p'
+    )
     executor = ReaderExecutor(fixture_db.reader_url)
-    _, rows, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", 'Birth "time"', "select"]))
+    _, rows, columns, _, _ = executor.fetch_one(
+        cohort_statistics_sql(cohort, ["person_id", 'Birth "time"', "select"])
+    )
     executor.close()
     assert columns["select"] == [0, rows]
     nn, nl = columns['Birth "time"']
@@ -48,7 +61,9 @@ def test_null_counts_and_odd_column_names(fixture_db: OmopDb) -> None:
 
 def test_many_columns_are_chunked(fixture_db: OmopDb) -> None:
     names = [f"c{i}" for i in range(120)]
-    cohort = "SELECT p.person_id, " + ", ".join(f"p.year_of_birth AS {n}" for n in names) + " FROM omop.person p"
+    cohort = (
+        "SELECT p.person_id, " + ", ".join(f"p.year_of_birth AS {n}" for n in names) + " FROM omop.person p"
+    )
     executor = ReaderExecutor(fixture_db.reader_url)
     _, _, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", *names]))
     executor.close()
@@ -63,7 +78,7 @@ def test_timeout_and_errors_are_safe_messages(fixture_db: OmopDb) -> None:
     with pytest.raises(ExecutionFailed, match="SQLSTATE 22P02") as bad:
         executor.fetch_one("SELECT 'secret-value'::int")
     assert "secret-value" not in str(bad.value)
-    with pytest.raises(ExecutionFailed, match="read-only|refused"):
+    with pytest.raises(ExecutionFailed, match=r"read-only|refused"):
         executor.fetch_one("CREATE TABLE omop.x (a int)")
     # the connection is still usable after failures
     assert executor.fetch_one("SELECT 1") == (1,)

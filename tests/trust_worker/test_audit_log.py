@@ -8,8 +8,13 @@ from trust_worker.audit_log import AuditLog, sql_hash
 def test_entries_are_appended_hash_chained_and_private(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "state" / "audit.jsonl")
     log.append(query_id="q1", project_id="p", sql="SELECT 1", decision="rejected", detail="no person_id")
-    log.append(query_id="q2", project_id="p", sql="SELECT person_id FROM person", decision="released",
-               released={"person_count": 42})
+    log.append(
+        query_id="q2",
+        project_id="p",
+        sql="SELECT person_id FROM person",
+        decision="released",
+        released={"person_count": 42},
+    )
     entries = list(log.entries())
     assert [e["query_id"] for e in entries] == ["q1", "q2"]
     assert entries[1]["released"] == {"person_count": 42}

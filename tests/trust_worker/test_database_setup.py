@@ -203,8 +203,11 @@ def test_reader_cannot_connect_to_a_database_it_was_not_given(omop_db: OmopDb, p
     other = create_database(pg_server.admin_url, "other")
     try:
         with psycopg.connect(other, autocommit=True) as conn:
-            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(
-                sql.Identifier(other.rsplit("/", 1)[1])))  # fmt: skip
+            conn.execute(
+                sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(other.rsplit("/", 1)[1])
+                )
+            )
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(reader_url(other, READER_TEST_PASSWORD)).close()
     finally:

@@ -1,0 +1,20 @@
+"""``omopfed demo`` as a user runs it: real stack, three queries, everything stopped afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.omopfed.federation_helpers import no_traceback, omopfed
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def test_demo_runs_shows_results_and_cleans_up() -> None:
+    proc = omopfed("demo", timeout=300)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.count("federated persons:") == 3
+    assert "suppressed" in out and "released" in out
+    assert "CT Spleen" in out and "GI-bleed" in out
+    assert "stopped and removed" in out and "demo finished" in out

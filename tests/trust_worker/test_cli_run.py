@@ -1,0 +1,203 @@
+"""``omopfed trust check``, ``trust audit`` and the worker's refusal to start, through the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from omop.keys import generate_hub_keys, generate_trust_key, pin_hub
+from tests.conftest import OmopDb
+
+pytestmark = pytest.mark.services
+
+
+def omopfed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OMOPFED_")}
+    return subprocess.run(
+        [sys.executable, "-m", "omopfed.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def sql_file(tmp_path: Path, sql: str) -> str:
+    path = tmp_path / "q.sql"
+    path.write_text(sql)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("sql", "code", "status"),
+    [
+        ("SELECT person_id, year_of_birth FROM person", 0, "released"),
+        ("SELECT person_id FROM person WHERE person_id <= 9", 3, "suppressed"),
+        ("SELECT person_id FROM person WHERE false", 3, "suppressed"),
+        ("SELECT 1; DROP TABLE person", 4, "rejected"),
+        (
+            "SELECT a.person_id FROM person a, person b, person c, person d, person e, person f, person g",
+            5,
+            "error",
+        ),
+    ],
+)
+def test_check_json_and_exit_codes(
+    fixture_db: OmopDb, tmp_path: Path, sql: str, code: int, status: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("statement_timeout_s = 0.5\n")
+    proc = omopfed(
+        "trust",
+        "check",
+        "--db-url",
+        fixture_db.reader_url,
+        "--sql-file",
+        sql_file(tmp_path, sql),
+        "--policy",
+        str(policy),
+        "--json",
+    )
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == status
+    if status == "released":
+        assert out["person_count"] == 16 and sum(out["sex"].values()) == 16 and sum(out["age"].values()) == 16
+    else:
+        assert "person_count" not in out and "sex" not in out
+
+
+def test_check_as_a_superuser_is_refused(fixture_db: OmopDb, tmp_path: Path) -> None:
+    proc = omopfed(
+        "trust",
+        "check",
+        "--db-url",
+        fixture_db.admin_url,
+        "--sql-file",
+        sql_file(tmp_path, "SELECT person_id FROM person"),
+        "--json",
+    )
+    assert proc.returncode == 5
+    out = json.loads(proc.stdout)
+    assert out["status"] == "error" and "not read-only" in out["detail"] and "superuser" in out["detail"]
+
+
+def test_check_bad_input(fixture_db: OmopDb, tmp_path: Path) -> None:
+    missing = omopfed(
+        "trust", "check", "--db-url", fixture_db.reader_url, "--sql-file", str(tmp_path / "nope.sql")
+    )
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+    bad_policy = tmp_path / "p.toml"
+    bad_policy.write_text("threshold = 5\n")
+    proc = omopfed(
+        "trust",
+        "check",
+        "--db-url",
+        fixture_db.reader_url,
+        "--sql-file",
+        sql_file(tmp_path, "SELECT person_id FROM person"),
+        "--policy",
+        str(bad_policy),
+    )
+    assert proc.returncode == 2 and "at least 10" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_on_eunomia_gi_bleed_matches_direct_sql(omop_db: OmopDb, tmp_path: Path) -> None:
+    from omop.eunomia import load_eunomia
+
+    load_eunomia(omop_db.admin_url)
+    cohort = (
+        "SELECT person_id, condition_start_date FROM condition_occurrence WHERE condition_concept_id = 192671"
+    )
+    proc = omopfed(
+        "trust", "check", "--db-url", omop_db.reader_url, "--sql-file", sql_file(tmp_path, cohort), "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["person_count"] == 479
+    with psycopg.connect(omop_db.admin_url) as conn:
+        rows = conn.execute(DIRECT_DEMOGRAPHICS, {"concept": 192671}).fetchall()
+    sex = Counter(s for s, _ in rows)
+    age = Counter(a for _, a in rows)
+    assert out["sex"] == {k: v for k, v in sex.items() if v}
+    released = {k: v for k, v in out["age"].items() if v}
+    expected = {k: v for k, v in age.items() if v >= 10}
+    small = {k: v for k, v in age.items() if v < 10}
+    assert {k: v for k, v in released.items() if k != "Other"} == {
+        k: v for k, v in expected.items() if k in released
+    }
+    assert sum(released.values()) == 479 == sum(age.values())
+    assert not small or "Other" in released
+
+
+# The same sex and age bands, computed directly over the cohort's distinct persons.
+DIRECT_DEMOGRAPHICS = """
+WITH persons AS (
+  SELECT DISTINCT person_id FROM omop.condition_occurrence WHERE condition_concept_id = %(concept)s
+), years AS (
+  SELECT p.gender_concept_id,
+         date_part('year', age(current_date, coalesce(p.birth_datetime::date,
+             make_date(p.year_of_birth, coalesce(p.month_of_birth, 7), coalesce(p.day_of_birth, 1))))) AS y
+  FROM omop.person p JOIN persons USING (person_id)
+)
+SELECT CASE gender_concept_id WHEN 8507 THEN 'Male' WHEN 8532 THEN 'Female' ELSE 'Unknown' END,
+       CASE WHEN y >= 90 THEN '90+' ELSE (floor(y / 10) * 10)::int || '-' || (floor(y / 10) * 10 + 9)::int END
+FROM years"""
+
+
+def test_worker_refuses_to_start_with_a_writable_role(fixture_db: OmopDb, tmp_path: Path) -> None:
+    generate_hub_keys(tmp_path / "hub")
+    generate_trust_key("t1", tmp_path / "keys")
+    pin_hub(tmp_path / "keys", tmp_path / "hub" / "hub.pub.json")
+    env = {
+        "OMOPFED_TRUST_ID": "t1",
+        "OMOPFED_KEYS_DIR": str(tmp_path / "keys"),
+        "OMOPFED_STATE_DIR": str(tmp_path / "state"),
+        "OMOPFED_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    proc = omopfed("trust", "worker", env={**env, "OMOPFED_READER_DB_URL": fixture_db.admin_url})
+    assert proc.returncode == 1 and "not read-only" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "keys" / "trust_t1.key").chmod(0o644)
+    proc = omopfed("trust", "worker", env={**env, "OMOPFED_READER_DB_URL": fixture_db.reader_url})
+    assert proc.returncode != 0 and "chmod 600" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "keys" / "trust_t1.key").chmod(0o600)
+    policy = tmp_path / "policy.toml"
+    policy.write_text("threshold = 3\n")
+    proc = omopfed(
+        "trust",
+        "worker",
+        env={**env, "OMOPFED_READER_DB_URL": fixture_db.reader_url, "OMOPFED_POLICY_FILE": str(policy)},
+    )
+    assert proc.returncode == 2 and "at least 10" in proc.stderr
+    proc = omopfed("trust", "worker", env={k: v for k, v in env.items() if k != "OMOPFED_TRUST_ID"})
+    assert proc.returncode == 2 and "trust id" in proc.stderr
+
+
+def test_audit_lists_and_verifies(tmp_path: Path) -> None:
+    from trust_worker.audit_log import AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(
+        query_id="q1",
+        project_id="p",
+        sql="SELECT person_id FROM person",
+        decision="released",
+        released={"person_count": 16},
+    )
+    log.append(query_id="q2", project_id="p", sql="DELETE FROM person", decision="rejected", detail="no")
+    listed = omopfed("trust", "audit", "--state-dir", str(tmp_path), "--json")
+    assert [json.loads(line)["decision"] for line in listed.stdout.splitlines()] == ["released", "rejected"]
+    assert omopfed("trust", "audit", "--state-dir", str(tmp_path), "--verify").returncode == 0
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    (tmp_path / "audit.jsonl").write_text(lines[1] + "\n")
+    broken = omopfed("trust", "audit", "--state-dir", str(tmp_path), "--verify")
+    assert broken.returncode == 1 and "line 1" in broken.stderr
