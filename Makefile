@@ -20,8 +20,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The database/broker tests only, e.g. against system servers named by OMOPFED_TEST_PG_URL / OMOPFED_TEST_REDIS_URL.
+# Whole-federation tests start their own embedded servers anyway, so they are not repeated here.
 test-services: $(STAMP)
-	$(BIN)/python -m pytest -m services $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "services and not stack" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/omopfed demo

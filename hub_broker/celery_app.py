@@ -6,13 +6,19 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
 
 from hub_broker.reducer import Reducer
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.keys import load_hub_private
-from omop.transport import ISOLATED_WORKER_ARGS, RESULT_TASK_NAME, RESULTS_QUEUE, base_config, results_queue
+from omop.transport import (
+    ISOLATED_WORKER_ARGS,
+    RESULT_TASK_NAME,
+    RESULTS_QUEUE,
+    base_config,
+    results_queue,
+    touch_when_ready,
+)
 
 HUB_OWNER = "hub"
 # Only the reducer consumes hub.results; a result is handled in milliseconds, so a short visibility window
@@ -38,13 +44,7 @@ def run_reducer(settings: HubSettings, loglevel: str = "INFO") -> None:
     def trust_result(wire: Any) -> str:
         return reducer.handle(wire)
 
-    ready_file = settings.ready_file
-    if ready_file is not None:
-
-        @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
-        def _ready(**_: Any) -> None:
-            ready_file.parent.mkdir(parents=True, exist_ok=True)
-            ready_file.write_text("ready\n")
+    touch_when_ready(settings.ready_file)
 
     logging.getLogger("omopfed").setLevel(loglevel)
     app.worker_main(

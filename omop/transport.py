@@ -12,6 +12,7 @@ shared keys is switched off or made per-trust here (see DESIGN.md, "Celery/Redis
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kombu.entity import Exchange, Queue
@@ -56,6 +57,19 @@ def transport_options(owner: str, visibility_timeout_s: float) -> dict[str, Any]
 
 # The worker command-line switches that keep a worker off the shared pub/sub channels.
 ISOLATED_WORKER_ARGS = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+
+
+def touch_when_ready(ready_file: Path | None) -> None:
+    """Create ``ready_file`` once a worker consumes its queue: what ``stack up`` and healthchecks wait for."""
+    if ready_file is None:
+        return
+    from celery.signals import worker_ready
+
+    def _ready(**_: Any) -> None:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text("ready\n")
+
+    worker_ready.connect(_ready, weak=False)
 
 
 def base_config(broker_url: str, owner: str, visibility_timeout_s: float) -> dict[str, Any]:

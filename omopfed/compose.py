@@ -473,10 +473,23 @@ def tls_override_config(ids: Sequence[str]) -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Plain YAML: no anchors/aliases (shared sub-dicts are written out), block style."""
+    """Plain YAML: no anchors/aliases (shared sub-dicts are written out), indented block style, and short
+    lists of scalars (commands, networks) on one line, as people write compose files."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    scalars = all(isinstance(item, str | int) for item in data)
+    flow = scalars and sum(len(str(item)) + 2 for item in data) <= 80
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
 
 
 def to_yaml(doc: dict[str, Any], header: str = "") -> str:

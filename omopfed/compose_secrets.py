@@ -106,12 +106,14 @@ def redis_url(user: str, password: str, *, tls: bool, host: str = REDIS_HOST, po
     auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
     if not tls:
         return f"redis://{auth}@{host}:{port}/0"
-    return f"rediss://{auth}@{host}:{port}/0?{urlencode(TLS_QUERY)}"
+    return f"rediss://{auth}@{host}:{port}/0?{urlencode(TLS_QUERY, safe='/')}"
 
 
-def postgres_url(user: str, password: str, host: str, database: str, *, driver: str = "") -> str:
+def postgres_url(
+    user: str, password: str, host: str, database: str, *, port: int = 5432, driver: str = ""
+) -> str:
     scheme = f"postgresql+{driver}" if driver else "postgresql"
-    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:5432/{database}"
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}"
 
 
 def generate(

@@ -133,3 +133,14 @@ def fixture_db(omop_db: OmopDb) -> OmopDb:
 
     seed(omop_db.admin_url, fixture=True)
     return omop_db
+
+
+STACK_FIXTURES = {"stack", "deployment"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that start a whole local federation: they use embedded servers whatever OMOPFED_TEST_*
+    says, so the second CI pass against the system servers skips them (``-m "services and not stack"``)."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)

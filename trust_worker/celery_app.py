@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
 
 from omop.errors import OmopFedError, UsageError
 from omop.keys import load_pinned_hub, load_trust_private
@@ -23,6 +22,7 @@ from omop.transport import (
     TASK_NAME,
     base_config,
     results_queue,
+    touch_when_ready,
     trust_queue,
     trust_queue_name,
 )
@@ -90,13 +90,7 @@ def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
     def cohort_task(wire: Any) -> str:
         return runtime.handle(wire, publish)
 
-    ready_file = settings.ready_file
-    if ready_file is not None:
-
-        @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
-        def _ready(**_: Any) -> None:
-            ready_file.parent.mkdir(parents=True, exist_ok=True)
-            ready_file.write_text("ready\n")
+    touch_when_ready(settings.ready_file)
 
     return app
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omop.crypto import TaskRejected, seal_result, verify_task
-from omop.protocol import ProtocolError, SignedTask, TrustResult, parse_task
+from omop.protocol import CohortTask, ProtocolError, ResultStatus, SignedTask, TrustResult, parse_task
 from trust_worker.audit_log import AuditLog, sql_hash
 from trust_worker.executor import ReaderExecutor
 from trust_worker.pipeline import answer_cohort
@@ -78,16 +78,10 @@ class TrustRuntime:
             )
             return "resent"
         if claim.state == "interrupted":
-            result = TrustResult(
-                query_id=task.query_id,
-                trust_id=self.trust_id,
-                status="error",
-                reason_code="interrupted",
-                detail="an earlier delivery of this query was interrupted; it is not run twice, resubmit it",
-                threshold=self.policy.effective_threshold,
-                produced_at=datetime.now(UTC),
+            detail = "an earlier delivery of this query was interrupted; it is not run twice, resubmit it"
+            return self._reply(
+                self._without_figures(task, "error", "interrupted", detail), task, None, publish
             )
-            return self._reply(result, task.project_id, task.sql, None, publish)
 
         try:
             answer = answer_cohort(
@@ -100,33 +94,34 @@ class TrustRuntime:
             )
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)
-            failed = TrustResult(
-                query_id=task.query_id,
-                trust_id=self.trust_id,
-                status="error",
-                reason_code="internal_error",
-                detail="internal error at the trust (see the trust's worker log)",
-                threshold=self.policy.effective_threshold,
-                produced_at=datetime.now(UTC),
+            detail = "internal error at the trust (see the trust's worker log)"
+            return self._reply(
+                self._without_figures(task, "error", "internal_error", detail), task, None, publish
             )
-            return self._reply(failed, task.project_id, task.sql, None, publish)
-        return self._reply(answer.result, task.project_id, task.sql, answer.executed_sql, publish)
+        return self._reply(answer.result, task, answer.executed_sql, publish)
+
+    def _without_figures(self, task: CohortTask, status: ResultStatus, code: str, detail: str) -> TrustResult:
+        """An answer that carries only a status and why: interrupted, internal error, expired task."""
+        return TrustResult(
+            query_id=task.query_id,
+            trust_id=self.trust_id,
+            status=status,
+            reason_code=code,
+            detail=detail,
+            threshold=self.policy.effective_threshold,
+            produced_at=datetime.now(UTC),
+        )
 
     def _reply(
-        self,
-        result: TrustResult,
-        project_id: str | None,
-        sql: str,
-        executed_sql: str | None,
-        publish: Publish,
+        self, result: TrustResult, task: CohortTask, executed_sql: str | None, publish: Publish
     ) -> str:
         envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
         self.ledger.finish(result.query_id, json.dumps(envelope.to_wire()))
         released = result.model_dump(mode="json", exclude={"version", "query_id", "trust_id", "produced_at"})
         self.audit.append(
             query_id=result.query_id,
-            project_id=project_id,
-            sql=sql,
+            project_id=task.project_id,
+            sql=task.sql,
             decision=result.status,
             detail=result.detail,
             released=released,
@@ -151,16 +146,7 @@ class TrustRuntime:
         claim = self.ledger.claim(task.query_id)
         if claim.state != "new":
             return "refused"
-        result = TrustResult(
-            query_id=task.query_id,
-            trust_id=self.trust_id,
-            status="rejected",
-            reason_code=exc.code,
-            detail=str(exc),
-            threshold=self.policy.effective_threshold,
-            produced_at=datetime.now(UTC),
-        )
-        return self._reply(result, task.project_id, task.sql, None, publish)
+        return self._reply(self._without_figures(task, "rejected", exc.code, str(exc)), task, None, publish)
 
 
 def _sha(text: str | None) -> str | None:

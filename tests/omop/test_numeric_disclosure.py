@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from itertools import combinations
+from itertools import combinations, pairwise
 from typing import Any
 
 import pytest
@@ -39,7 +39,7 @@ def counts_strategy(max_bins: int = 40) -> st.SearchStrategy[list[int]]:
 
 def assert_partition(cells: list[Cell], bins: int) -> None:
     assert cells[0][0] == 0 and cells[-1][1] == bins - 1
-    for (_, last, _), (first, _, _) in zip(cells, cells[1:], strict=False):
+    for (_, last, _), (first, _, _) in pairwise(cells):
         assert first == last + 1
 
 
@@ -258,3 +258,24 @@ def test_contract_check_refuses_tampered_results(tamper: Any, message: str) -> N
     tamper(numeric)
     with pytest.raises(ValueError, match=message):
         check_released_numeric(numeric, T)
+
+
+def test_released_numeric_survives_the_signed_result_round_trip() -> None:
+    from datetime import UTC, datetime
+
+    from omop.protocol import TrustResult, canonical_json, parse_result
+
+    numeric = released_example()
+    numeric["hba1c"] = {"status": "suppressed", "detail": NUMERIC_SUPPRESSED_DETAIL}
+    result = TrustResult(
+        query_id="q1",
+        trust_id="trust-a",
+        status="released",
+        threshold=T,
+        person_count=100,
+        numeric=numeric,
+        produced_at=datetime.now(UTC),
+    )
+    back = parse_result(canonical_json(result))
+    assert back.numeric == numeric
+    check_released_numeric(back.numeric, T)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,7 @@ from omop.numeric_spec import (
     parse_numeric_option,
     precheck_columns,
 )
-from omop.protocol import CohortTask, canonical_json, parse_task
+from omop.protocol import CohortTask, TaskKind, canonical_json, parse_task
 
 
 # -- HistogramSpec ---------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def _task(options: dict[str, object]) -> CohortTask:
     return CohortTask(
         query_id="q1",
         trust_id="trust-a",
-        kind="cohort_stats",
+        kind=TaskKind.COHORT_STATS,
         sql="SELECT person_id FROM omop.person",
         statistics=["count"],
         project_id="p",
@@ -193,7 +194,7 @@ def test_grid_round_trips_through_json(lower: float, width: float, bins: int) ->
     assert parse_histogram_option(f"x={spec}") == ("x", spec)
     edges = [spec.edge(i) for i in range(bins + 1)]
     assert edges[0] == spec.lower and edges[-1] == spec.upper
-    assert all(a <= b for a, b in zip(edges, edges[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(edges))
 
 
 def test_hub_precheck_against_output_columns() -> None:

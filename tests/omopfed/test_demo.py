@@ -6,7 +6,7 @@ import pytest
 
 from tests.omopfed.federation_helpers import no_traceback, omopfed
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.stack]
 
 
 def test_demo_runs_shows_results_and_cleans_up() -> None:
