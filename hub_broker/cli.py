@@ -17,6 +17,7 @@ from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore, Query
 from hub_broker.submit import submit, wait_for
 from omop.errors import OmopFedError, UsageError
+from omop.numeric_spec import NumericRequest
 from omop.settings import load
 from omop.user_input import read_text
 
@@ -49,13 +50,29 @@ def submit_cmd(
     project: str = typer.Option("default", "--project", help="Project id the trusts check against policy."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
     store_url: str | None = typer.Option(None, "--store", help="Hub store URL (OMOPFED_HUB_STORE_URL)."),
+    numeric: str | None = typer.Option(
+        None, "--numeric", help="Numeric columns to summarise, comma-separated (n, mean, sd)."
+    ),
+    histogram: list[str] = typer.Option(
+        [], "--histogram", help="COLUMN=LOWER:UPPER:BINS shared bins (repeatable); adds quantiles."
+    ),
+    all_numeric: bool = typer.Option(
+        False, "--all-numeric", help="Summarise every numeric output column except ids."
+    ),
 ) -> int:
     """Submit a cohort question to the trusts, show progress per trust, then the pooled result."""
     settings = _settings(hub_store_url=store_url)
     text = _read_sql(sql_file, sql)
+    request = None
+    if numeric is not None or histogram or all_numeric:
+        if numeric is not None and all_numeric:
+            raise UsageError("give --numeric COLUMNS or --all-numeric, not both")
+        request = NumericRequest.from_cli(numeric, histogram)
     store = HubStore(settings.hub_store_url)
     wanted = trusts.split(",") if trusts is not None else None
-    sub = submit(settings, store, sql=text, trusts=wanted, timeout_s=timeout, project_id=project)
+    sub = submit(
+        settings, store, sql=text, trusts=wanted, timeout_s=timeout, project_id=project, numeric=request
+    )
     if as_json:
         query = wait_for(store, sub.query_id)
         print(json.dumps(query_report(query), sort_keys=True))

@@ -78,3 +78,41 @@ def render_report(console: Console, report: Mapping[str, Any]) -> None:
     )
     console.print(bar_chart("sex", fed.get("sex", {})))
     console.print(bar_chart("age", fed.get("age", {})))
+    if "numeric" in fed:
+        render_numeric(console, fed["numeric"])
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _bin_label(cell: Mapping[str, Any]) -> str:
+    lower, upper = cell.get("lower"), cell.get("upper")
+    if lower is None:
+        return f"< {upper:g}"
+    if upper is None:
+        return f">= {lower:g}"
+    return f"{lower:g}-{upper:g}"
+
+
+def render_numeric(console: Console, numeric: Mapping[str, Mapping[str, Any]]) -> None:
+    """Pooled numeric statistics: one table row per column, then a terminal histogram where requested."""
+    table = Table("column", "status", "n", "mean", "sd", "q1", "median", "q3", title="numeric (pooled)")
+    for name, col in numeric.items():
+        q = col.get("quantiles") or {}
+        table.add_row(
+            name,
+            Text(col.get("status", ""), style=STATUS_STYLE.get(col.get("status", ""), "")),
+            "" if col.get("n") is None else str(col["n"]),
+            _fmt(col.get("mean")),
+            _fmt(col.get("sd")),
+            _fmt(q.get("q1")),
+            _fmt(q.get("median")),
+            _fmt(q.get("q3")),
+        )
+    console.print(table)
+    for name, col in numeric.items():
+        if col.get("histogram"):
+            console.print(
+                bar_chart(f"{name} histogram", {_bin_label(c): c["count"] for c in col["histogram"]})
+            )

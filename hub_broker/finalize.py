@@ -8,9 +8,12 @@ when they see a query past its deadline, so no scheduler is needed: whoever look
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from hub_broker.numeric_pooling import pool_numeric
 from hub_broker.pooling import overall_status, pool_released
 from hub_broker.store import PENDING, HubStore, Query, utcnow
+from omop.numeric_spec import NumericRequest
 
 TIMEOUT_DETAIL = "no answer before the query's deadline"
 
@@ -28,7 +31,13 @@ def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None)
         store.mark_timeouts(query_id, TIMEOUT_DETAIL)
         query = store.get(query_id)
         assert query is not None
-    results = [a.result if a.result is not None else {"status": a.status} for a in query.answers]
+    results: list[dict[str, Any]] = [
+        a.result if a.result is not None else {"status": a.status} for a in query.answers
+    ]
     pooled = pool_released(results, query.threshold)
+    numeric = NumericRequest.from_options(query.options or {})
+    if numeric is not None:
+        released = [r.get("numeric") for r in results if r.get("status") == "released"]
+        pooled["numeric"] = pool_numeric(released, query.threshold, numeric.histograms)
     store.save_pooled(query_id, overall_status(a.status for a in query.answers), pooled)
     return store.get(query_id)

@@ -14,7 +14,7 @@ def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) 
     if result is not None:
         entry["reason_code"] = result.get("reason_code")
         if status == "released":
-            for key in ("person_count", "row_count", "sex", "age", "columns"):
+            for key in ("person_count", "row_count", "sex", "age", "columns", "numeric"):
                 entry[key] = result.get(key)
         if result.get("elapsed_ms") is not None:
             entry["elapsed_ms"] = result["elapsed_ms"]
@@ -23,6 +23,14 @@ def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) 
 
 def query_report(query: Query) -> dict[str, Any]:
     pooled = query.pooled or {}
+    federated: dict[str, Any] = {
+        "person_count": pooled.get("person_count"),
+        "sex": pooled.get("sex", {}),
+        "age": pooled.get("age", {}),
+        "trusts_released": pooled.get("trusts_released", 0),
+    }
+    if "numeric" in pooled:
+        federated["numeric"] = pooled["numeric"]
     return {
         "query_id": query.query_id,
         "status": query.status,
@@ -32,10 +40,5 @@ def query_report(query: Query) -> dict[str, Any]:
         "deadline_at": query.deadline_at.isoformat(),
         "finalized_at": query.finalized_at.isoformat() if query.finalized_at else None,
         "trusts": {a.trust_id: trust_entry(a.status, a.detail, a.result) for a in query.answers},
-        "federated": {
-            "person_count": pooled.get("person_count"),
-            "sex": pooled.get("sex", {}),
-            "age": pooled.get("age", {}),
-            "trusts_released": pooled.get("trusts_released", 0),
-        },
+        "federated": federated,
     }

@@ -19,8 +19,9 @@ from hub_broker.store import PENDING, HubStore, Query, utcnow
 from omop.crypto import sign_task
 from omop.errors import OmopFedError, UsageError
 from omop.keys import load_hub_private, load_trust_registry
+from omop.numeric_spec import NumericRequest, precheck_columns
 from omop.protocol import MAX_TASK_LIFETIME, CohortTask, TaskKind, check_trust_id, new_query_id
-from omop.sql_policy import QueryPolicy, QueryRejected, validate
+from omop.sql_policy import QueryPolicy, QueryRejected, ValidatedQuery, validate
 from omop.transport import TASK_NAME, trust_queue
 
 DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
@@ -51,16 +52,21 @@ def resolve_trusts(requested: Sequence[str] | None, registered: Iterable[str]) -
     return sorted(set(wanted))
 
 
-def precheck(sql: str, extra_allowed_functions: Sequence[str] = ()) -> None:
+def precheck(
+    sql: str, extra_allowed_functions: Sequence[str] = (), numeric: NumericRequest | None = None
+) -> ValidatedQuery:
     """The shared SQL policy at the hub: fast feedback for queries every trust would reject."""
     try:
         policy = QueryPolicy(extra_allowed_functions=frozenset(extra_allowed_functions))
     except ValueError as exc:
         raise UsageError(f"invalid OMOPFED_EXTRA_ALLOWED_FUNCTIONS: {exc}") from exc
     try:
-        validate(sql, policy)
+        validated = validate(sql, policy)
     except QueryRejected as exc:
         raise UsageError(f"query rejected at the hub ({exc.code}): {exc.message}") from exc
+    if numeric is not None:
+        precheck_columns(numeric, validated.output_columns)
+    return validated
 
 
 def submit(
@@ -72,9 +78,11 @@ def submit(
     timeout_s: float | None = None,
     project_id: str = "default",
     kind: str = "cohort_stats",
-    options: dict[str, Any] | None = None,
+    numeric: NumericRequest | None = None,
 ) -> Submission:
-    precheck(sql, settings.extra_allowed_functions)
+    """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's."""
+    precheck(sql, settings.extra_allowed_functions, numeric)
+    options: dict[str, Any] = numeric.to_options() if numeric is not None else {}
     keys = load_hub_private(settings.hub_keys_dir)
     targets = resolve_trusts(trusts, load_trust_registry(settings.hub_keys_dir))
     timeout = settings.default_timeout_s if timeout_s is None else timeout_s
@@ -93,7 +101,7 @@ def submit(
                 kind=TaskKind(kind),
                 sql=sql,
                 project_id=project_id,
-                statistics=list(DEFAULT_STATISTICS),
+                statistics=[*DEFAULT_STATISTICS, *(["numeric"] if numeric is not None else [])],
                 issued_at=now,
                 expires_at=expires,
                 options=options or {},

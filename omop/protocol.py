@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from omop.errors import OmopFedError, UsageError
+from omop.numeric_disclosure import check_released_numeric
 
 PROTOCOL_VERSION: Literal[1] = 1
 
@@ -276,6 +277,8 @@ class TrustResult(_Message):
         for where, value in cells:
             if value is not None and (value < 0 or 0 < value < t):
                 raise ValueError(f"released cell {where} must be 0 or at least the threshold")
+        if self.numeric is not None:
+            check_released_numeric(self.numeric, t)
         return self
 
 

@@ -185,13 +185,15 @@ def _omopfed_service(image: str, build_context: str | None) -> dict[str, Any]:
     service: dict[str, Any] = {"image": image}
     if build_context is not None:
         service["build"] = {"context": build_context, "dockerfile": "Dockerfile"}
-    service.update({
-        "user": RUN_AS,
-        "read_only": True,
-        "tmpfs": ["/tmp"],
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
-    })  # fmt: skip
+    service.update(
+        {
+            "user": RUN_AS,
+            "read_only": True,
+            "tmpfs": ["/tmp"],  # noqa: S108 - container-private tmpfs
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+        }
+    )
     return service
 
 
@@ -219,20 +221,37 @@ def redis_command(*, tls: bool) -> list[str]:
     listen = ["--port", "6379"]
     if tls:
         listen = [
-            "--port", "0", "--tls-port", "6379",
-            "--tls-cert-file", "/run/secrets/redis-tls.crt",
-            "--tls-key-file", "/run/secrets/redis-tls.key",
-            "--tls-ca-cert-file", REDIS_CA_TARGET,
-            "--tls-auth-clients", "no",  # clients authenticate with their ACL user; mTLS is optional
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--tls-port",
+            "6379",
+            "--tls-cert-file",
+            "/run/secrets/redis-tls.crt",
+            "--tls-key-file",
+            "/run/secrets/redis-tls.key",
+            "--tls-ca-cert-file",
+            REDIS_CA_TARGET,
+            "--tls-auth-clients",
+            "no",  # clients authenticate with their ACL user; mTLS is optional
+        ]
     return [
-        "valkey-server", *listen,
-        "--appendonly", "yes", "--appendfsync", "everysec",
-        "--maxmemory", "${OMOPFED_REDIS_MAXMEMORY:-1gb}", "--maxmemory-policy", "noeviction",
-        "--aclfile", REDIS_ACL_PATH,
-        "--protected-mode", "no",  # every user must log in (default user off); protection is the ACL
-        "--dir", "/data",
-    ]  # fmt: skip
+        "valkey-server",
+        *listen,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory",
+        "${OMOPFED_REDIS_MAXMEMORY:-1gb}",
+        "--maxmemory-policy",
+        "noeviction",
+        "--aclfile",
+        REDIS_ACL_PATH,
+        "--protected-mode",
+        "no",  # every user must log in (default user off); protection is the ACL
+        "--dir",
+        "/data",
+    ]
 
 
 def redis_healthcheck(*, tls: bool) -> dict[str, Any]:
@@ -281,29 +300,33 @@ def _hub_secrets(ids: Sequence[str]) -> list[dict[str, str]]:
 
 def _hub_reducer(ids: Sequence[str], image: str, build_context: str | None) -> dict[str, Any]:
     service = _omopfed_service(image, build_context)
-    service.update({
-        "command": ["hub", "reducer"],
-        "environment": {**_hub_environment(), "OMOPFED_READY_FILE": READY_FILE},
-        "secrets": _hub_secrets(ids),
-        "networks": ["hub", "hub-store"],
-        "depends_on": _healthy("redis", "hub-db"),
-        "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE]),
-        "restart": "unless-stopped",
-    })  # fmt: skip
+    service.update(
+        {
+            "command": ["hub", "reducer"],
+            "environment": {**_hub_environment(), "OMOPFED_READY_FILE": READY_FILE},
+            "secrets": _hub_secrets(ids),
+            "networks": ["hub", "hub-store"],
+            "depends_on": _healthy("redis", "hub-db"),
+            "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE]),
+            "restart": "unless-stopped",
+        }
+    )
     return service
 
 
 def _hub_cli(ids: Sequence[str], image: str, build_context: str | None) -> dict[str, Any]:
     """``docker compose run --rm hub-cli hub submit --sql …``: the submit/status/result commands."""
     service = _omopfed_service(image, build_context)
-    service.update({
-        "profiles": ["cli"],
-        "command": ["hub", "--help"],
-        "environment": _hub_environment(),
-        "secrets": _hub_secrets(ids),
-        "networks": ["hub", "hub-store"],
-        "depends_on": _healthy("redis", "hub-db"),
-    })  # fmt: skip
+    service.update(
+        {
+            "profiles": ["cli"],
+            "command": ["hub", "--help"],
+            "environment": _hub_environment(),
+            "secrets": _hub_secrets(ids),
+            "networks": ["hub", "hub-store"],
+            "depends_on": _healthy("redis", "hub-db"),
+        }
+    )
     return service
 
 
@@ -339,54 +362,58 @@ def _omop_init(
 ) -> dict[str, Any]:
     """One-shot: schema, read-only role (idempotent), then demo data while the tables are empty."""
     service = _omopfed_service(image, build_context)
-    service.update({
-        "entrypoint": ["omopfed-trust-init"],
-        "environment": {
-            "OMOPFED_DB_URL_FILE": "/run/secrets/db-url",
-            "OMOPFED_READER_PASSWORD_FILE": "/run/secrets/reader-password",
-            "OMOPFED_SEED_PERSONS": str(persons),
-            "OMOPFED_SEED": str(index + 1),
-        },
-        "secrets": [
-            _secret(f"{trust_id}_db_url", "db-url"),
-            _secret(f"{trust_id}_reader_password", "reader-password"),
-        ],
-        "networks": [trust_network(trust_id)],
-        "depends_on": _healthy(db_service(trust_id)),
-        "restart": "no",
-    })  # fmt: skip
+    service.update(
+        {
+            "entrypoint": ["omopfed-trust-init"],
+            "environment": {
+                "OMOPFED_DB_URL_FILE": "/run/secrets/db-url",
+                "OMOPFED_READER_PASSWORD_FILE": "/run/secrets/reader-password",
+                "OMOPFED_SEED_PERSONS": str(persons),
+                "OMOPFED_SEED": str(index + 1),
+            },
+            "secrets": [
+                _secret(f"{trust_id}_db_url", "db-url"),
+                _secret(f"{trust_id}_reader_password", "reader-password"),
+            ],
+            "networks": [trust_network(trust_id)],
+            "depends_on": _healthy(db_service(trust_id)),
+            "restart": "no",
+        }
+    )
     return service
 
 
 def _trust_worker(trust_id: str, image: str, build_context: str | None) -> dict[str, Any]:
     service = _omopfed_service(image, build_context)
-    service.update({
-        "command": ["trust", "worker"],
-        "environment": {
-            "OMOPFED_TRUST_ID": trust_id,
-            "OMOPFED_BROKER_URL_FILE": "/run/secrets/broker-url",
-            "OMOPFED_READER_DB_URL_FILE": "/run/secrets/reader-db-url",
-            "OMOPFED_KEYS_DIR": TRUST_KEYS,
-            "OMOPFED_POLICY_FILE": POLICY_PATH,
-            "OMOPFED_STATE_DIR": STATE_DIR,
-            "OMOPFED_READY_FILE": READY_FILE,
-        },
-        "secrets": [
-            _secret(f"{trust_id}_broker_url", "broker-url"),
-            _secret(f"{trust_id}_reader_db_url", "reader-db-url"),
-            _secret(f"{trust_id}_signing_key", f"{TRUST_KEYS}/trust_{trust_id}.key"),
-            _secret(f"{trust_id}_pinned_hub", f"{TRUST_KEYS}/hub.pub.json"),
-        ],
-        "configs": [{"source": f"{trust_id}_policy", "target": POLICY_PATH}],
-        "volumes": [f"{state_dir(trust_id)}:{STATE_DIR}"],
-        "networks": [trust_network(trust_id), "hub"],
-        "depends_on": {
-            init_service(trust_id): {"condition": "service_completed_successfully"},
-            **_healthy("redis"),
-        },
-        "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE], "60s"),
-        "restart": "unless-stopped",
-    })  # fmt: skip
+    service.update(
+        {
+            "command": ["trust", "worker"],
+            "environment": {
+                "OMOPFED_TRUST_ID": trust_id,
+                "OMOPFED_BROKER_URL_FILE": "/run/secrets/broker-url",
+                "OMOPFED_READER_DB_URL_FILE": "/run/secrets/reader-db-url",
+                "OMOPFED_KEYS_DIR": TRUST_KEYS,
+                "OMOPFED_POLICY_FILE": POLICY_PATH,
+                "OMOPFED_STATE_DIR": STATE_DIR,
+                "OMOPFED_READY_FILE": READY_FILE,
+            },
+            "secrets": [
+                _secret(f"{trust_id}_broker_url", "broker-url"),
+                _secret(f"{trust_id}_reader_db_url", "reader-db-url"),
+                _secret(f"{trust_id}_signing_key", f"{TRUST_KEYS}/trust_{trust_id}.key"),
+                _secret(f"{trust_id}_pinned_hub", f"{TRUST_KEYS}/hub.pub.json"),
+            ],
+            "configs": [{"source": f"{trust_id}_policy", "target": POLICY_PATH}],
+            "volumes": [f"{state_dir(trust_id)}:{STATE_DIR}"],
+            "networks": [trust_network(trust_id), "hub"],
+            "depends_on": {
+                init_service(trust_id): {"condition": "service_completed_successfully"},
+                **_healthy("redis"),
+            },
+            "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE], "60s"),
+            "restart": "unless-stopped",
+        }
+    )
     return service
 
 

@@ -154,8 +154,10 @@ def generate(
         _derived(tls_files["hub_broker_url"], redis_url(HUB_USER, hub_pw, tls=True), made)
 
     for trust_id in ids:
-        files = {k.removeprefix(f"{trust_id}_"): _local(out_dir, v)
-                 for k, v in spec.trust_secret_files(trust_id).items()}  # fmt: skip
+        files = {
+            k.removeprefix(f"{trust_id}_"): _local(out_dir, v)
+            for k, v in spec.trust_secret_files(trust_id).items()
+        }
         db_host = spec.db_service(trust_id)
         owner_pw = _new_secret(files["db_password"], made)
         reader_pw = _new_secret(files["reader_password"], made)
@@ -213,10 +215,14 @@ def _owner() -> tuple[int, int]:
 def _write_dotenv(path: Path, owner: tuple[int, int], made: Generated) -> None:
     """Set OMOPFED_UID/OMOPFED_GID in ``.env`` (Compose reads it for ``${…}``), keeping other lines."""
     wanted = {"OMOPFED_UID": str(owner[0]), "OMOPFED_GID": str(owner[1])}
-    lines = path.read_text().splitlines() if path.exists() else [
-        "# Read by docker compose for ${...} in docker-compose.yml. OMOPFED_UID/GID: written by omopfed compose,",
-        "# the owner of ./federation (secret files are bind-mounted with their host owner and mode 0600).",
-    ]  # fmt: skip
+    lines = (
+        path.read_text().splitlines()
+        if path.exists()
+        else [
+            "# Read by docker compose for ${...} in docker-compose.yml. OMOPFED_UID/GID (written by",
+            "# omopfed compose): owner of ./federation; secret files are bind-mounted with owner and mode.",
+        ]
+    )
     kept = [ln for ln in lines if ln.split("=", 1)[0].strip() not in wanted]
     text = "\n".join([*kept, *(f"{k}={v}" for k, v in wanted.items())]) + "\n"
     write_new_file(path, text.encode(), PUBLIC_MODE, replace=path.exists())

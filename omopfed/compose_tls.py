@@ -66,7 +66,7 @@ def make_ca(now: datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -15,10 +15,19 @@ from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
+from omop.errors import UsageError
+from omop.numeric_disclosure import protect_numeric
+from omop.numeric_spec import NumericRequest
 from omop.protocol import ColumnCounts, TrustResult
-from omop.sql_policy import QueryRejected, validate
+from omop.sql_policy import QueryRejected, ValidatedQuery, validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
 from trust_worker.executor import ExecutionFailed, ReaderExecutor
+from trust_worker.numeric_sql import (
+    NumericRejected,
+    column_types_sql,
+    numeric_statistics_sql,
+    resolve_columns,
+)
 from trust_worker.policy_file import TrustPolicy
 
 
@@ -69,6 +78,26 @@ def release_figures(
     }
 
 
+def numeric_figures(
+    validated: ValidatedQuery,
+    request: NumericRequest,
+    executor: ReaderExecutor,
+    person_count: int,
+    threshold: int,
+) -> dict[str, dict[str, Any]]:
+    """Per-column n, mean, M2 and protected histograms, computed in PostgreSQL, disclosure-controlled.
+
+    Raises ``NumericRejected`` (bad request for this cohort) or ``ExecutionFailed``.
+    """
+    (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns))
+    columns = resolve_columns(request, validated.output_columns, types)
+    (raw,) = executor.fetch_one(numeric_statistics_sql(validated.sql, columns, request.histograms))
+    if raw.get("cohort_persons") != person_count:
+        # two statements, two snapshots: the data changed in between, and the pair rule needs one count
+        raise ExecutionFailed("the data changed while the query ran; resubmit it")
+    return protect_numeric(raw, threshold, request.histograms)
+
+
 def answer_cohort(
     sql: str,
     *,
@@ -77,8 +106,13 @@ def answer_cohort(
     project_id: str | None,
     policy: TrustPolicy,
     executor: ReaderExecutor,
+    options: Mapping[str, Any] | None = None,
 ) -> Answer:
-    """Run one cohort question end to end and return the (disclosure-controlled) answer."""
+    """Run one cohort question end to end and return the (disclosure-controlled) answer.
+
+    ``options`` are the task's options; a numeric request in them (``omop.numeric_spec``) adds numeric
+    statistics of the cohort's output columns to a released answer.
+    """
     started = time.perf_counter()
     threshold = policy.effective_threshold
 
@@ -103,20 +137,28 @@ def answer_cohort(
             detail=f"project {project_id!r} is not approved at this trust",
         )
     try:
+        request = NumericRequest.from_options(options or {})
+    except UsageError as exc:
+        return result(status="rejected", reason_code="bad_numeric_request", detail=str(exc))
+    try:
         validated = validate(sql, policy.query_policy())
     except QueryRejected as exc:
         return result(status="rejected", reason_code=exc.code, detail=exc.message)
     statement = cohort_statistics_sql(validated.sql, validated.output_columns)
     try:
         person_count, row_count, columns, sex, age = executor.fetch_one(statement)
+        figures = release_figures(
+            person_count=person_count,
+            row_count=row_count,
+            columns=columns or {},
+            sex=sex or {},
+            age=age or {},
+            threshold=threshold,
+        )
+        if request is not None and figures["status"] == "released":
+            figures["numeric"] = numeric_figures(validated, request, executor, person_count, threshold)
+    except NumericRejected as exc:
+        return result(statement, status="rejected", reason_code=exc.code, detail=exc.message)
     except ExecutionFailed as exc:
         return result(statement, status="error", reason_code="execution_failed", detail=str(exc))
-    figures = release_figures(
-        person_count=person_count,
-        row_count=row_count,
-        columns=columns or {},
-        sex=sex or {},
-        age=age or {},
-        threshold=threshold,
-    )
     return result(statement, **figures)

@@ -91,6 +91,7 @@ class TrustRuntime:
                 project_id=task.project_id,
                 policy=self.policy,
                 executor=self.executor,
+                options=task.options,
             )
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)

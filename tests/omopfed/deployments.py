@@ -71,8 +71,12 @@ class Deployment(ABC):
     def hub_settings(self) -> HubSettings:
         from omop.settings import load
 
-        return load(HubSettings, broker_url=self.hub_redis_url, hub_store_url=self.hub_store_url,
-                    hub_keys_dir=self.hub_keys_dir)  # fmt: skip
+        return load(
+            HubSettings,
+            broker_url=self.hub_redis_url,
+            hub_store_url=self.hub_store_url,
+            hub_keys_dir=self.hub_keys_dir,
+        )
 
     def hub_store(self) -> HubStore:
         return HubStore(self.hub_store_url)
@@ -113,15 +117,29 @@ class Deployment(ABC):
 
         qid = new_query_id()
         issued = issued or datetime.now(UTC)
-        task = CohortTask(query_id=qid, trust_id=trust_id, kind="cohort_stats", sql=sql, project_id="tests",
-                          statistics=["person_count"], issued_at=issued, expires_at=issued + lifetime)  # fmt: skip
+        task = CohortTask(
+            query_id=qid,
+            trust_id=trust_id,
+            kind="cohort_stats",
+            sql=sql,
+            project_id="tests",
+            statistics=["person_count"],
+            issued_at=issued,
+            expires_at=issued + lifetime,
+        )
         signing = key or load_hub_private(self.hub_keys_dir).signing
         return qid, sign_task(task, signing).to_wire()
 
     def register_query(self, query_id: str, trusts: list[str], timeout_s: float = 20) -> HubStore:
         store = self.hub_store()
-        store.create_query(query_id=query_id, project_id="tests", sql="(published by a test)", trusts=trusts,
-                           threshold=10, deadline_at=datetime.now(UTC) + timedelta(seconds=timeout_s))  # fmt: skip
+        store.create_query(
+            query_id=query_id,
+            project_id="tests",
+            sql="(published by a test)",
+            trusts=trusts,
+            threshold=10,
+            deadline_at=datetime.now(UTC) + timedelta(seconds=timeout_s),
+        )
         return store
 
     def audit_entries(self, trust_id: str) -> list[dict[str, Any]]:
@@ -202,8 +220,9 @@ class LocalDeployment(Deployment):
 def _run(
     args: list[str], timeout: float, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
+    )
 
 
 @cache
@@ -283,8 +302,9 @@ class ComposeDeployment(Deployment):
             hub_pw = password_file(fed / "redis", HUB_USER).read_text().strip()
             db_pw = (fed / "secrets" / "hub-db.password").read_text().strip()
             dep.hub_redis_url = redis_url(HUB_USER, hub_pw, tls=False, host="127.0.0.1", port=redis_port)
-            dep.hub_store_url = postgres_url(spec.HUB_DB_USER, db_pw, "127.0.0.1", spec.HUB_DB_NAME,
-                                             port=int(store_port), driver="psycopg")  # fmt: skip
+            dep.hub_store_url = postgres_url(
+                spec.HUB_DB_USER, db_pw, "127.0.0.1", spec.HUB_DB_NAME, port=int(store_port), driver="psycopg"
+            )
             dep.hub_env_file.write_text(
                 f'OMOPFED_BROKER_URL="{dep.hub_redis_url}"\nOMOPFED_HUB_STORE_URL="{dep.hub_store_url}"\n'
                 f'OMOPFED_HUB_KEYS_DIR="{dep.hub_keys_dir}"\n'
@@ -305,8 +325,13 @@ class ComposeDeployment(Deployment):
         return {row["Service"]: row for row in rows}
 
     def wait_healthy(self, ids: list[str], timeout: float) -> None:
-        long_running = ["redis", "hub-db", "hub-reducer", *(spec.db_service(t) for t in ids),
-                        *(spec.worker_service(t) for t in ids)]  # fmt: skip
+        long_running = [
+            "redis",
+            "hub-db",
+            "hub-reducer",
+            *(spec.db_service(t) for t in ids),
+            *(spec.worker_service(t) for t in ids),
+        ]
         deadline = time.monotonic() + timeout
         while True:
             states = self._states()
@@ -325,8 +350,21 @@ class ComposeDeployment(Deployment):
 
     def count_persons(self, trust_id: str, sql: str) -> int:
         query = f"SELECT count(DISTINCT person_id) FROM ({sql}) c"
-        out = self.compose_ok("exec", "-T", spec.db_service(trust_id), "psql", "-U", spec.OMOP_DB_OWNER,
-                              "-d", spec.OMOP_DB_NAME, "-qtA", "-c", "SET search_path = omop", "-c", query)  # fmt: skip
+        out = self.compose_ok(
+            "exec",
+            "-T",
+            spec.db_service(trust_id),
+            "psql",
+            "-U",
+            spec.OMOP_DB_OWNER,
+            "-d",
+            spec.OMOP_DB_NAME,
+            "-qtA",
+            "-c",
+            "SET search_path = omop",
+            "-c",
+            query,
+        )
         return int(out.strip().splitlines()[-1])
 
     def state_dir(self, trust_id: str) -> Path:

@@ -14,7 +14,8 @@ def test_demo_runs_shows_results_and_cleans_up() -> None:
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    assert out.count("federated persons:") == 3
+    assert out.count("federated persons:") == 4
+    assert "numeric (pooled)" in out and "bmi histogram" in out
     assert "suppressed" in out and "released" in out
     assert "CT Spleen" in out and "GI-bleed" in out
     assert "stopped and removed" in out and "demo finished" in out
