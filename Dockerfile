@@ -12,7 +12,7 @@
 ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/omopfed
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -22,8 +22,7 @@ COPY hub_broker ./hub_broker
 COPY omopfed ./omopfed
 # Only binary wheels: if a dependency ever needs a compiler, the build fails here instead of pulling one in.
 RUN /opt/omopfed/bin/pip install --only-binary=:all: --no-binary=omop-federation . \
- && /opt/omopfed/bin/pip uninstall --yes pip \
- && /opt/omopfed/bin/python -m compileall -q /opt/omopfed/lib
+ && /opt/omopfed/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="omop-federation" \
@@ -33,13 +32,15 @@ RUN python -m pip uninstall --yes pip setuptools wheel 2>/dev/null || true \
  && groupadd --system --gid 10001 omopfed \
  && useradd --system --uid 10001 --gid omopfed --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin omopfed \
- && install -d -o omopfed -g omopfed -m 0700 /var/lib/omopfed /var/lib/omopfed/state
+ && install -d -o omopfed -g omopfed -m 0755 /var/lib/omopfed \
+ && install -d -o omopfed -g omopfed -m 0700 /var/lib/omopfed/state
 COPY --from=build /opt/omopfed /opt/omopfed
 COPY --chmod=0755 deploy/trust-init.sh /usr/local/bin/omopfed-trust-init
 ENV PATH=/opt/omopfed/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    OMOPFED_STATE_DIR=/var/lib/omopfed/state
+    PYTHONUNBUFFERED=1
+# Compose runs the containers as the owner of the secret files (user: ${OMOPFED_UID}:${OMOPFED_GID}); this
+# is the default for `docker run`. Nothing here needs root, so no uid is privileged.
 USER 10001:10001
 WORKDIR /var/lib/omopfed
 ENTRYPOINT ["omopfed"]

@@ -57,13 +57,14 @@ def with_overrides(
     persons: int | None = None,
 ) -> Config:
     """The mode's configuration with the command line's overrides (None keeps the mode's value)."""
-    changes: dict[str, object] = {}
+    c = config
     if queries is not None:
-        changes.update(dispatch_queries=queries, throughput_queries=queries)
+        c = replace(c, dispatch_queries=queries, throughput_queries=queries)
     if trusts is not None:
-        changes.update(dispatch_trusts=trusts, federation_trusts=trusts)
+        c = replace(c, dispatch_trusts=trusts, federation_trusts=trusts)
     if repeats is not None:
-        changes.update(
+        c = replace(
+            c,
             scale_repeats=repeats,
             federation_repeats=repeats,
             indb_repeats=repeats,
@@ -71,5 +72,5 @@ def with_overrides(
             startup_repeats=repeats,
         )
     if persons is not None:
-        changes.update(small_persons=persons)
-    return replace(config, **changes)
+        c = replace(c, small_persons=persons)
+    return c

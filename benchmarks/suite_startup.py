@@ -29,26 +29,27 @@ def commands() -> list[tuple[str, list[str]]]:
     ]
 
 
-def parse_importtime(stderr: str, top: int = TOP_IMPORTS) -> list[dict[str, Any]]:
-    """The ``top`` first-level imports by cumulative time from ``python -X importtime`` output.
+def imports_by_package(stderr: str, top: int = TOP_IMPORTS) -> dict[str, Any]:
+    """Import time from ``python -X importtime`` output, summed per top-level package.
 
-    Lines look like ``import time:  self [us] | cumulative | <indent>package``; the indent (two spaces
-    per level) says how deep the import is nested. Only modules imported directly by the measured
-    statement (level 0) are ranked, since their cumulative time includes everything under them.
+    Lines look like ``import time:  self [us] | cumulative | <indent>module``. Summing each module's
+    *self* time under its top-level package (``sqlalchemy.orm.session`` → ``sqlalchemy``) attributes
+    every microsecond exactly once, whoever imported the module first.
     """
-    entries: list[dict[str, Any]] = []
+    per_package: dict[str, int] = {}
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
         parts = line[len("import time:") :].split("|")
-        if len(parts) != 3 or not parts[1].strip().isdigit():
+        if len(parts) != 3 or not parts[0].strip().isdigit():
             continue
-        name = parts[2].rstrip()
-        level = (len(name) - len(name.lstrip()) - 1) // 2
-        if level == 0:
-            entries.append({"module": name.strip(), "cumulative_ms": round(int(parts[1]) / 1000, 1)})
-    entries.sort(key=lambda e: e["cumulative_ms"], reverse=True)
-    return entries[:top]
+        package = parts[2].strip().split(".")[0]
+        per_package[package] = per_package.get(package, 0) + int(parts[0])
+    ranked = sorted(per_package.items(), key=lambda kv: kv[1], reverse=True)
+    return {
+        "total_ms": round(sum(per_package.values()) / 1000, 1),
+        "top": [{"package": k, "self_ms": round(v / 1000, 1)} for k, v in ranked[:top]],
+    }
 
 
 def _run(ctx: Context, _stack: Stack | None) -> Row:
@@ -61,8 +62,10 @@ def _run(ctx: Context, _stack: Stack | None) -> Row:
                 raise RuntimeError(f"{label} exited with {timed.returncode}")
             times.append(ms(timed.seconds))
         rows.append({"command": label, "ms": summary(times, 1)})
-    profile = run_timed([sys.executable, "-X", "importtime", "-c", "import omopfed.cli"], timeout=120)
-    return {"commands": rows, "imports_of_omopfed_cli": parse_importtime(profile.stderr)}
+    profile = run_timed(
+        [sys.executable, "-X", "importtime", "-m", "omopfed.cli", "hub", "submit", "--help"], timeout=120
+    )
+    return {"commands": rows, "imports_of_hub_submit": imports_by_package(profile.stderr)}
 
 
 def plan(config: Config) -> Plan:

@@ -72,6 +72,7 @@ def seed(
     seed: int = 1,
     fixture: bool = False,
     replace: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> SeedReport:
     """Load synthetic data into the (empty, or ``replace``-d) omop schema at ``db_url`` in one transaction.
 
@@ -90,7 +91,7 @@ def seed(
                     write_fixture(conn, report)
                 else:
                     report = SeedReport("bulk", persons, seed)
-                    write_bulk(conn, persons, seed, report)
+                    write_bulk(conn, persons, seed, report, progress)
         except psycopg.Error as exc:
             raise OmopFedError(f"seeding failed, nothing was written: {_one_line(exc)}") from exc
     report.seconds = time.perf_counter() - started

@@ -64,7 +64,9 @@ def _mount() -> None:
         pass
     else:
         register_stack(app)
-    __import__("omopfed.compose_cli", fromlist=["register"]).register(app)  # omopfed compose
+    from omopfed.compose_cli import register as register_compose
+
+    register_compose(app)
 
 
 def _take_env_files(argv: list[str]) -> list[str]:

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from omop.errors import OmopFedError
 from omop.keys import (
     HUB_PUBLIC,
     HUB_SIGNING_KEY,
@@ -79,13 +78,6 @@ def _local(out_dir: Path, compose_path: str) -> Path:
     return out_dir / compose_path.removeprefix("./")
 
 
-def _mkdir(path: Path) -> None:
-    try:
-        ensure_dir(path)
-    except OmopFedError as exc:
-        raise OmopFedError(str(exc)) from None
-
-
 def _new_secret(path: Path, made: Generated) -> str:
     """A password kept in ``path``: read if it exists, else created (0600)."""
     if path.exists():
@@ -127,8 +119,8 @@ def generate(
     made = Generated()
     root = out_dir / spec.GENERATED_DIR
     for directory in (root, root / "secrets", root / "policies", root / "state"):
-        _mkdir(directory)
-    _mkdir(_local(out_dir, spec.REDIS_DATA_DIR))
+        ensure_dir(directory)
+    ensure_dir(_local(out_dir, spec.REDIS_DATA_DIR))
 
     acl_dir = _local(out_dir, spec.REDIS_ACL_FILE).parent
     made.rewritten.append(write_acl(acl_dir, ids))
@@ -184,7 +176,7 @@ def generate(
         if not policy.exists():
             write_new_file(policy, DEFAULT_POLICY.format(trust_id=trust_id).encode(), PUBLIC_MODE)
             made.created.append(policy)
-        _mkdir(_local(out_dir, spec.state_dir(trust_id)))
+        ensure_dir(_local(out_dir, spec.state_dir(trust_id)))
 
     if tls:
         from omopfed.compose_tls import ensure_certificates

@@ -84,7 +84,15 @@ def seed_cmd(
     if not fixture:
         check_persons(persons)
     url = _db_url(db_url)
-    report = run_seed(url, persons=persons, seed=seed, fixture=fixture, replace=replace)
+    err = Console(stderr=True)
+    with err.status(f"seeding {database_name(url)}…") as status:
+
+        def progress(table: str, rows: int) -> None:
+            status.update(f"seeding {database_name(url)}: {table} done ({rows:,} rows)…")
+
+        report = run_seed(
+            url, persons=persons, seed=seed, fixture=fixture, replace=replace, progress=progress
+        )
     rows = sum(report.rows.values())
     out.print(
         f"loaded {report.mode} data: {report.persons:,} persons, {rows:,} rows in {report.seconds:.1f} s "

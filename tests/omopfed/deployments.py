@@ -49,6 +49,10 @@ class Deployment(ABC):
 
     # -- what differs between deployments ----------------------------------------------------------------
 
+    def trust_admin_url(self, trust_id: str) -> str | None:
+        """The trust database's owner URL when the test process can reach it (None: only from inside)."""
+        return None
+
     @abstractmethod
     def count_persons(self, trust_id: str, sql: str) -> int:
         """Distinct persons of ``sql`` run directly on the trust's database as its owner (the reference)."""

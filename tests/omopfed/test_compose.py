@@ -237,11 +237,9 @@ def test_workers_connect_as_the_reader_with_their_own_trust_secrets_only(doc: di
 def test_hub_side_never_holds_trust_credentials(doc: dict[str, Any]) -> None:
     for name in ("hub-reducer", "hub-cli", "flower"):
         sources = secret_sources(doc["services"][name])
-        assert not any(
-            re.search(r"_(broker_url|db_url|db_password|reader_.*|signing_key)$", s)
-            and not s.startswith("hub_")
-            for s in sources
-        ), (name, sources)
+        # the hub's own secrets, and trusts' *public* keys (its registry): nothing a trust keeps secret
+        others = {s for s in sources if not s.startswith("hub_") and s != "flower_password"}
+        assert all(s.endswith("_public_key") for s in others), (name, others)
     assert secret_sources(doc["services"]["flower"]) == {"hub_broker_url", "flower_password"}
 
 
@@ -519,6 +517,7 @@ def test_tls_certificate_names_and_renewal(tmp_path: Path) -> None:
 
 @pytest.mark.services
 @pytest.mark.slow
+@pytest.mark.stack  # embedded servers whatever OMOPFED_TEST_* says: not for the system-server CI pass
 def test_generated_deployment_runs_end_to_end_as_processes(tmp_path: Path) -> None:
     """Every service of the compose file for one trust, started as a process with the environment the
     compose file gives it (``*_FILE`` secrets, key directories, policy, state), on embedded servers standing

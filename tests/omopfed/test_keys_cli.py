@@ -10,19 +10,16 @@ from pathlib import Path
 import pytest
 
 from omop.keys import HUB_PUBLIC, load_hub_private, load_pinned_hub, load_trust_registry
-
-OMOPFED = "/work/main/.venv/bin/omopfed"
+from tests.cli_runner import assert_no_traceback, run_omopfed
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [OMOPFED, "keys", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_omopfed("keys", *args, cwd=cwd, timeout=60)
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
     assert proc.returncode == code, proc
-    assert "Traceback" not in proc.stderr + proc.stdout
+    assert_no_traceback(proc)
     for fragment in fragments:
         assert fragment in proc.stderr
 

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from omop.dburl import with_user
+from tests.cli_runner import assert_one_line_error, run_omopfed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer
-
-OMOPFED = str(Path(sys.executable).parent / "omopfed")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OMOPFED_")}
-    clean.update(env or {})
-    return subprocess.run([OMOPFED, "trust", *args], capture_output=True, text=True, env=clean, timeout=120)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert needle in lines[0]
+    return run_omopfed("trust", *args, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("persons", ["-1", "10000001"])

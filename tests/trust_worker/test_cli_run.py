@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,21 +11,14 @@ import psycopg
 import pytest
 
 from omop.keys import generate_hub_keys, generate_trust_key, pin_hub
+from tests.cli_runner import run_omopfed
 from tests.conftest import OmopDb
 
 pytestmark = pytest.mark.services
 
 
 def omopfed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OMOPFED_")}
-    return subprocess.run(
-        [sys.executable, "-m", "omopfed.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=120,
-        check=False,
-    )
+    return run_omopfed(*args, env=env, timeout=120)
 
 
 def sql_file(tmp_path: Path, sql: str) -> str:
