@@ -100,14 +100,17 @@ def _dispatch(data: dict[str, Any]) -> str:
         f"{data['persons_per_trust']} persons; {data['not_complete']} not complete.\n\n"
     )
     out = head + table(["interval", "median ms", "p95 ms", "samples"], rows)
-    prof = data.get("submit_profile")
-    if prof:
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in prof["parts_ms"].items())
-        out += (
-            f"\n\nInside `submit()` (cProfile over {prof['calls']} calls, ms per call; profiling inflates "
-            f"the total to {prof['submit_ms']:.1f} ms): {parts}."
-        )
-    return out
+    return out + _submit_profile(data.get("submit_profile"))
+
+
+def _submit_profile(prof: dict[str, Any] | None) -> str:
+    if not prof:
+        return ""
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in prof["parts_ms"].items())
+    return (
+        f"\n\nInside `submit()` to {prof.get('trusts', '?')} trust(s) (cProfile over {prof['calls']} calls, "
+        f"ms per call; profiling inflates the total to {prof['submit_ms']:.1f} ms): {parts}."
+    )
 
 
 def _throughput(data: dict[str, Any]) -> str:
@@ -149,6 +152,8 @@ def _scale(data: dict[str, Any]) -> str:
             r["pooled_ms"]["p95"],
             r["observed_ms"]["median"],
             r["submit_call_ms"]["median"],
+            r.get("last_start_ms", {}).get("median"),
+            r.get("answer_gap_ms", {}).get("median"),
             r["not_complete"],
         ]
         for r in data["rows"]
@@ -167,9 +172,11 @@ def _scale(data: dict[str, Any]) -> str:
         "pooled p95 ms",
         "seen by caller ms",
         "submit() ms",
+        "submit → last trust starts ms",
+        "reducer ms per answer",
         "not complete",
     ]
-    return table(header, rows) + note
+    return table(header, rows) + note + _submit_profile(data.get("submit_profile"))
 
 
 def _federation(data: dict[str, Any]) -> str:

@@ -99,6 +99,7 @@ def profile_submit(stack: Stack, trust_ids: list[str], count: int = PROFILED_SUB
 
     return {
         "calls": count,
+        "trusts": len(trust_ids),
         "submit_ms": cumulative_ms("hub_broker/submit.py", "submit"),
         "parts_ms": {label: cumulative_ms(suffix, fn) for label, suffix, fn in SUBMIT_PARTS},
     }

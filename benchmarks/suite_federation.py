@@ -11,8 +11,8 @@ For each population size, every query is timed four ways on the same stack:
 * **whole command**: ``omopfed hub submit --json`` as a subprocess, as a researcher runs it (interpreter
   start-up, imports and settings included; it polls every 20 ms).
 
-Each is repeated after one warm-up run. The pooled person count is checked against the sum of the direct
-person counts.
+Each is repeated (the direct and in-process runs after one warm-up run). The pooled person count is
+checked against the sum of the direct person counts.
 """
 
 from __future__ import annotations
@@ -128,7 +128,6 @@ def measure_query(ctx: Context, stack: Stack, name: str, sql_file: Path, trust_i
         direct.close()
     round_trip(stack, sql, trust_ids, poll_s=POLL_S)  # warm-up
     trips = [round_trip(stack, sql, trust_ids, poll_s=POLL_S) for _ in range(reps)]
-    whole_command(stack, sql_file, trust_ids, [])  # warm-up (page cache for the interpreter's files)
     commands = [whole_command(stack, sql_file, trust_ids, []) for _ in range(reps)]
     slowest = max(median(v) for v in per_trust.values())
     inproc = [ms(t.observed_s) for t in trips]

@@ -8,19 +8,45 @@ one machine.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from benchmarks.config import Config
 from benchmarks.procmem import meminfo_kb, rss_kb, tree_pss_kb
-from benchmarks.roundtrip import round_trip
-from benchmarks.stacks import Stack
+from benchmarks.roundtrip import RoundTrip, round_trip
+from benchmarks.stacks import Stack, ledger_times
 from benchmarks.stats import median, summary
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
+from benchmarks.suite_dispatch import profile_submit
 
 NAME = "scale"
 SQL = "SELECT person_id FROM person"
 POLL_S = 0.005
 WARMUP = 2
+PROFILED_SUBMITS = 10
+
+
+def fan_out(stack: Stack, trips: list[RoundTrip]) -> dict[str, Any]:
+    """Per query: submit → the last trust starts (ledger), and the hub's spacing between stored answers.
+
+    The reducer handles answers one at a time, so with many trusts the median gap between consecutive
+    ``received_at`` times is what one answer costs the reducer.
+    """
+    trusts = [a.trust_id for a in trips[0].answers]
+    ledgers = {t: ledger_times(stack.state_dir(t), [trip.query_id for trip in trips]) for t in trusts}
+    last_start, gaps = [], []
+    for trip in trips:
+        starts = [
+            (ledgers[t][trip.query_id][0] - trip.sent.started_at).total_seconds()
+            for t in trusts
+            if trip.query_id in ledgers[t]
+        ]
+        if starts:
+            last_start.append(ms(max(starts)))
+        received = sorted(a.received_s for a in trip.answers if a.received_s is not None)
+        if len(received) > 1:
+            gaps.append(ms(median([b - a for a, b in itertools.pairwise(received)])))
+    return {"last_start_ms": summary(last_start, 1), "answer_gap_ms": summary(gaps, 2)}
 
 
 def stack_memory(stack: Stack) -> dict[str, Any]:
@@ -60,6 +86,7 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
                 "pooled_ms": summary(pooled, 1),
                 "observed_ms": summary(observed, 1),
                 "submit_call_ms": summary([ms(t.sent.submit_s) for t in trips], 1),
+                **fan_out(st, trips),
             }
         )
     return {
@@ -67,6 +94,7 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
         "stack_up_seconds": round(st.up_seconds, 1),
         "memory": stack_memory(st),
         "rows": rows,
+        "submit_profile": profile_submit(st, st.trust_ids(max(ctx.config.scale_trusts)), PROFILED_SUBMITS),
     }
 
 

@@ -102,7 +102,6 @@ TRUST_ACL_COMMANDS = (
     "+ping",
     "+select",
     "+client|setname",
-    "+client|setinfo",
     "+brpop",
     "+lpush",
     "+llen",

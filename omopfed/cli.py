@@ -58,14 +58,10 @@ def _mount() -> None:
     from omopfed.keys_cli import app as keys_app
 
     app.add_typer(keys_app, name="keys", help="Create and exchange signing and encryption keys.")
-    try:
-        from omopfed.stack_cli import register as register_stack
-    except ImportError:  # pragma: no cover - until the stack exists
-        pass
-    else:
-        register_stack(app)
     from omopfed.compose_cli import register as register_compose
+    from omopfed.stack_cli import register as register_stack
 
+    register_stack(app)
     register_compose(app)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # The console script installed next to the interpreter running the tests: the entry point users run.
 OMOPFED = str(Path(sys.executable).parent / "omopfed")
@@ -39,3 +41,16 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, nee
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
+
+
+def hub_submit_json(env_file: Path, *args: str, timeout: float = 180) -> tuple[int, dict[str, Any]]:
+    """``omopfed hub submit --json`` against the hub described by ``env_file``: exit code and the object.
+
+    Also checks the promise that stdout holds exactly one JSON object and nothing else.
+    """
+    proc = run_omopfed("hub", "submit", "--env-file", str(env_file), "--json", *args, timeout=timeout)
+    assert_no_traceback(proc)
+    assert proc.stdout.count("\n") == 1, (
+        f"stdout must hold exactly one JSON object: {proc.stdout!r} {proc.stderr}"
+    )
+    return proc.returncode, json.loads(proc.stdout)

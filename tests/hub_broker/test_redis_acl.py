@@ -1,5 +1,7 @@
 """Per-trust Redis users against a real Valkey server started with the generated ACL file."""
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +9,8 @@ import pytest
 import redis
 
 from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
-from omop.localservices import EmbeddedValkey, start_valkey
+from omop.localservices import EmbeddedValkey, free_port, start_valkey, stop_pid
+from omop.localservices.processes import wait_until
 
 pytestmark = pytest.mark.services
 
@@ -84,3 +87,38 @@ def test_acl_file_holds_no_plaintext_password_and_rerun_keeps_passwords(acl_serv
     write_acl(tmp_path, ["a", "c"])
     assert password_file(tmp_path, trust_user("a")).read_text() == first
     assert "user trust-c " in (tmp_path / "users.acl").read_text()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary on this machine")
+def test_acl_file_loads_in_the_machines_redis_too(tmp_path: Path) -> None:
+    """Debian's Redis 7.0 refuses ACL rules for commands it does not know: the file must not name any."""
+    acl = write_acl(tmp_path / "acl", ["a"])
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--aclfile",
+            str(acl),
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        pw = password_file(tmp_path / "acl", trust_user("a")).read_text().strip()
+        client = redis.Redis(host="127.0.0.1", port=port, username=trust_user("a"), password=pw)
+        wait_until(lambda: bool(client.ping()), 10, "redis-server with the generated ACL file")
+        assert client.lpush("hub.results", "x") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.lrange("hub.results", 0, -1)
+    finally:
+        stop_pid(proc.pid)

@@ -30,6 +30,7 @@ from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.protocol import CohortTask, new_query_id
 from omopfed import compose as spec
+from tests.cli_runner import hub_submit_json, run_omopfed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("local", "compose")
@@ -86,19 +87,10 @@ class Deployment(ABC):
         return HubStore(self.hub_store_url)
 
     def submit(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        from tests.omopfed.federation_helpers import omopfed
-
-        return omopfed("hub", "submit", "--env-file", str(self.hub_env_file), *args, timeout=timeout)
+        return run_omopfed("hub", "submit", "--env-file", str(self.hub_env_file), *args, timeout=timeout)
 
     def submit_json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        from tests.omopfed.federation_helpers import no_traceback
-
-        proc = self.submit("--json", *args)
-        no_traceback(proc)
-        assert proc.stdout.count("\n") == 1, (
-            f"stdout must hold exactly one JSON object: {proc.stdout!r} {proc.stderr}"
-        )
-        return proc.returncode, json.loads(proc.stdout)
+        return hub_submit_json(self.hub_env_file, *args)
 
     def publish_raw(self, trust_id: str, wire: dict[str, Any]) -> None:
         """Put a task message on a trust's queue, bypassing ``submit`` (forged/replayed/expired tasks)."""

@@ -21,7 +21,7 @@ import yaml
 
 from omopfed import compose as spec
 from omopfed.compose_secrets import generate
-from tests.omopfed.federation_helpers import no_traceback, omopfed
+from tests.cli_runner import assert_no_traceback, run_omopfed
 
 REPO = Path(__file__).resolve().parents[2]
 READER = "data_analyst_reader"
@@ -93,8 +93,8 @@ def test_checked_in_tls_override_is_the_generator_output() -> None:
 
 
 def test_cli_prints_the_same_document_as_the_generator(tmp_path: Path) -> None:
-    proc = omopfed("compose", "--trusts", "5", "--no-build")
-    no_traceback(proc)
+    proc = run_omopfed("compose", "--trusts", "5", "--no-build")
+    assert_no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     ids = spec.trust_ids(5)
     assert load(proc.stdout) == load(spec.to_yaml(spec.compose_config(ids, build_context=None)))
@@ -316,8 +316,8 @@ def test_dockerignore_keeps_generated_secrets_out_of_the_build() -> None:
     ],
 )
 def test_bad_arguments_are_one_line_errors(args: list[str], code: int, message: str) -> None:
-    proc = omopfed("compose", *args)
-    no_traceback(proc)
+    proc = run_omopfed("compose", *args)
+    assert_no_traceback(proc)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr
     assert proc.stdout == ""
@@ -327,8 +327,8 @@ def test_unwritable_out_is_a_one_line_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     for out in (blocker / "deployment", Path("/proc/omopfed-compose-test")):
-        proc = omopfed("compose", "--trusts", "2", "--out", str(out))
-        no_traceback(proc)
+        proc = run_omopfed("compose", "--trusts", "2", "--out", str(out))
+        assert_no_traceback(proc)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.startswith("error: cannot") and proc.stderr.count("\n") == 1, proc.stderr
         assert not (blocker / "deployment").exists()
@@ -341,8 +341,8 @@ def test_out_writes_compose_file_keys_acl_and_secrets(tmp_path: Path) -> None:
     from omop.keys import load_hub_private, load_pinned_hub, load_trust_private, load_trust_registry
 
     out = tmp_path / "deployment"
-    proc = omopfed("compose", "--trusts", "2", "--out", str(out), "--persons", "50")
-    no_traceback(proc)
+    proc = run_omopfed("compose", "--trusts", "2", "--out", str(out), "--persons", "50")
+    assert_no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     doc = load((out / "docker-compose.yml").read_text())
     assert doc["services"]["omop-init-t2"]["environment"]["OMOPFED_SEED_PERSONS"] == "50"

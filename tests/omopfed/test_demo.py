@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.omopfed.federation_helpers import no_traceback, omopfed
+from tests.cli_runner import assert_no_traceback, run_omopfed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.stack]
 
 
 def test_demo_runs_shows_results_and_cleans_up() -> None:
-    proc = omopfed("demo", timeout=300)
-    no_traceback(proc)
+    proc = run_omopfed("demo", timeout=300)
+    assert_no_traceback(proc)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert out.count("federated persons:") == 4

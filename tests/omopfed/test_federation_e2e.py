@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omop.concepts import GI_BLEED
 from omop.transport import RESULTS_QUEUE
+from tests.cli_runner import assert_no_traceback, run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, start
-from tests.omopfed.federation_helpers import eventually, no_traceback, omopfed
+from tests.omopfed.federation_helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -58,12 +59,12 @@ def test_result_and_status_read_the_store(deployment: Deployment) -> None:
     code, report = deployment.submit_json("--sql", ALL_SQL, "--trusts", "t1,t2")
     assert code == 0 and set(report["trusts"]) == {"t1", "t2"}
     env = str(deployment.hub_env_file)
-    again = omopfed("hub", "result", report["query_id"], "--json", "--env-file", env)
+    again = run_omopfed("hub", "result", report["query_id"], "--json", "--env-file", env)
     assert again.returncode == 0 and json.loads(again.stdout)["federated"] == report["federated"]
-    status = omopfed("hub", "status", report["query_id"], "--json", "--env-file", env)
+    status = run_omopfed("hub", "status", report["query_id"], "--json", "--env-file", env)
     assert json.loads(status.stdout)["status"] == "complete"
-    missing = omopfed("hub", "result", "nosuchquery", "--env-file", env)
-    no_traceback(missing)
+    missing = run_omopfed("hub", "result", "nosuchquery", "--env-file", env)
+    assert_no_traceback(missing)
     assert missing.returncode == 2 and "unknown query id" in missing.stderr
 
 
@@ -82,7 +83,7 @@ def test_result_and_status_read_the_store(deployment: Deployment) -> None:
 )
 def test_bad_submissions_exit_2_with_one_line(deployment: Deployment, args: list[str], message: str) -> None:
     proc = deployment.submit(*args)
-    no_traceback(proc)
+    assert_no_traceback(proc)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert proc.stdout == ""
@@ -93,8 +94,8 @@ def test_broker_unreachable_is_a_clear_error(deployment: Deployment, tmp_path: P
     lines = deployment.hub_env_file.read_text().splitlines()
     lines = [ln for ln in lines if not ln.startswith("OMOPFED_BROKER_URL")]
     env_file.write_text("\n".join([*lines, 'OMOPFED_BROKER_URL="redis://hub:x@127.0.0.1:1/0"']) + "\n")
-    proc = omopfed("hub", "submit", "--env-file", str(env_file), "--sql", ALL_SQL, timeout=60)
-    no_traceback(proc)
+    proc = run_omopfed("hub", "submit", "--env-file", str(env_file), "--sql", ALL_SQL, timeout=60)
+    assert_no_traceback(proc)
     assert proc.returncode == 1
     assert "cannot reach the broker" in proc.stderr
 

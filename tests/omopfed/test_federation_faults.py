@@ -1,34 +1,34 @@
-"""Faults with real processes: a trust whose database is down, a trust whose worker is not running."""
+"""Faults with real processes, against every deployment: a trust whose database is down, a trust whose
+worker is not running, and no trust answering at all."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 
 import pytest
 
-from omop.localservices.processes import stop_pid
-from omopfed import stack as stack_mod
-from omopfed.stack import StackState
-from tests.omopfed.federation_helpers import submit_json
+from tests.omopfed.deployments import KINDS, Deployment, start
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 SQL = "SELECT person_id FROM person"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
-    state = stack_mod.up(tmp_path_factory.mktemp("faults") / "stack", trusts=3, persons=150)
+@pytest.fixture(scope="module", params=KINDS)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    kind = str(request.param)
+    dep = start(kind, tmp_path_factory.mktemp(f"faults-{kind}") / "federation", persons=[150, 150, 150])
     try:
-        yield state
+        yield dep
     finally:
-        stack_mod.down(state)
+        dep.down()
 
 
-def test_database_down_is_an_error_at_that_trust_only(stack: StackState) -> None:
-    stack.trusts["t2"].pg().stop(remove=False)
-    code, report = submit_json(stack, "--sql", SQL, "--timeout", "20")
+def test_database_down_is_an_error_at_that_trust_only(deployment: Deployment) -> None:
+    deployment.stop_trust_database("t2")
+    code, report = deployment.submit_json("--sql", SQL, "--timeout", "20")
     assert code == 3 and report["status"] == "partial"
     assert report["trusts"]["t2"]["status"] == "error"
     assert "unavailable" in report["trusts"]["t2"]["detail"]
@@ -36,18 +36,16 @@ def test_database_down_is_an_error_at_that_trust_only(stack: StackState) -> None
     assert report["federated"]["person_count"] == 300
 
 
-def test_stopped_worker_times_out_at_the_deadline(stack: StackState) -> None:
-    worker = stack.trusts["t3"].worker_pid
-    assert worker is not None
-    stop_pid(worker, signal.SIGTERM)
-    code, report = submit_json(stack, "--sql", SQL, "--trusts", "t1,t3", "--timeout", "3")
+def test_stopped_worker_times_out_at_the_deadline(deployment: Deployment) -> None:
+    deployment.stop_trust_worker("t3")
+    code, report = deployment.submit_json("--sql", SQL, "--trusts", "t1,t3", "--timeout", "3")
     assert code == 3 and report["status"] == "partial"
     assert report["trusts"]["t3"]["status"] == "timeout"
     assert report["trusts"]["t1"]["status"] == "released"
     assert report["federated"]["person_count"] == 150
 
 
-def test_no_trust_answering_is_failed(stack: StackState) -> None:
-    code, report = submit_json(stack, "--sql", SQL, "--trusts", "t3", "--timeout", "2")
+def test_no_trust_answering_is_failed(deployment: Deployment) -> None:
+    code, report = deployment.submit_json("--sql", SQL, "--trusts", "t3", "--timeout", "2")
     assert code == 4 and report["status"] == "failed"
     assert report["federated"]["person_count"] is None

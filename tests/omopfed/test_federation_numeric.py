@@ -12,7 +12,7 @@ import pytest
 
 from omopfed import stack as stack_mod
 from omopfed.stack import StackState
-from tests.omopfed.federation_helpers import no_traceback, omopfed, submit_json
+from tests.cli_runner import assert_no_traceback, hub_submit_json, run_omopfed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -41,8 +41,14 @@ def union_values(stack: StackState, column: str) -> list[float]:
 
 
 def test_pooled_mean_and_sd_equal_direct_sql_over_the_union(stack: StackState) -> None:
-    code, report = submit_json(
-        stack, "--sql", FLOWER_SQL, "--numeric", ",".join(FEATURES), "--histogram", "bmi=15:45:10"
+    code, report = hub_submit_json(
+        Path(stack.dir) / "stack.env",
+        "--sql",
+        FLOWER_SQL,
+        "--numeric",
+        ",".join(FEATURES),
+        "--histogram",
+        "bmi=15:45:10",
     )
     assert code == 0, report
     numeric = report["federated"]["numeric"]
@@ -69,7 +75,9 @@ def test_pooled_mean_and_sd_equal_direct_sql_over_the_union(stack: StackState) -
 
 def test_non_numeric_column_is_a_per_trust_rejection(stack: StackState) -> None:
     sql = "SELECT person_id, person_source_value, year_of_birth FROM person"
-    code, report = submit_json(stack, "--sql", sql, "--numeric", "person_source_value")
+    code, report = hub_submit_json(
+        Path(stack.dir) / "stack.env", "--sql", sql, "--numeric", "person_source_value"
+    )
     assert code == 4 and report["status"] == "failed"
     assert {t["status"] for t in report["trusts"].values()} == {"rejected"}
     assert {t["reason_code"] for t in report["trusts"].values()} == {"not_numeric"}
@@ -88,17 +96,17 @@ def test_non_numeric_column_is_a_per_trust_rejection(stack: StackState) -> None:
     ],
 )
 def test_bad_numeric_requests_are_usage_errors(stack: StackState, args: list[str], message: str) -> None:
-    proc = omopfed(
+    proc = run_omopfed(
         "hub", "submit", "--env-file", str(Path(stack.dir) / "stack.env"), "--sql", FLOWER_SQL, *args
     )
-    no_traceback(proc)
+    assert_no_traceback(proc)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
 
 
 def test_all_null_column_is_suppressed_not_an_error(stack: StackState) -> None:
     sql = "SELECT person_id, CAST(NULL AS double precision) AS nothing FROM person"
-    code, report = submit_json(stack, "--sql", sql, "--all-numeric")
+    code, report = hub_submit_json(Path(stack.dir) / "stack.env", "--sql", sql, "--all-numeric")
     assert code == 0
     assert report["federated"]["numeric"]["nothing"]["status"] == "suppressed"
     assert report["federated"]["numeric"]["nothing"]["mean"] is None
