@@ -162,6 +162,23 @@ def _known(store: HubStore, query_id: str) -> Query:
     return query
 
 
+@app.command("queues")
+def queues_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Tasks waiting and in flight per trust queue, and results waiting for the reducer."""
+    from hub_broker.queues import queue_depths
+    from omop.keys import load_trust_registry
+
+    settings = _settings()
+    depths = queue_depths(settings.broker_url, sorted(load_trust_registry(settings.hub_keys_dir)))
+    if as_json:
+        print(json.dumps(depths, sort_keys=True))
+        return
+    table = Table("queue", "waiting", "in flight")
+    for queue, d in depths.items():
+        table.add_row(queue, str(d["waiting"]), str(d["in_flight"]))
+    out.print(table)
+
+
 @app.command("reducer")
 def reducer_cmd(
     loglevel: str = typer.Option("INFO", "--loglevel"),

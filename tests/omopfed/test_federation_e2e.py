@@ -55,6 +55,14 @@ def test_three_trusts_answer_and_pooled_counts_equal_direct_sql(deployment: Depl
         assert report["threshold"] == 10 and isinstance(report["query_id"], str)
 
 
+def test_queue_depths_are_visible_to_the_hub(deployment: Deployment) -> None:
+    proc = run_omopfed("hub", "queues", "--json", "--env-file", str(deployment.hub_env_file))
+    assert_no_traceback(proc)
+    depths = json.loads(proc.stdout)
+    assert set(depths) == {"trust.t1", "trust.t2", "trust.t3", "hub.results"}
+    assert all(d["waiting"] >= 0 and d["in_flight"] >= 0 for d in depths.values())
+
+
 def test_result_and_status_read_the_store(deployment: Deployment) -> None:
     code, report = deployment.submit_json("--sql", ALL_SQL, "--trusts", "t1,t2")
     assert code == 0 and set(report["trusts"]) == {"t1", "t2"}

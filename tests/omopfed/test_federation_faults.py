@@ -3,10 +3,12 @@ worker is not running, and no trust answering at all."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from tests.cli_runner import run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, start
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -43,6 +45,9 @@ def test_stopped_worker_times_out_at_the_deadline(deployment: Deployment) -> Non
     assert report["trusts"]["t3"]["status"] == "timeout"
     assert report["trusts"]["t1"]["status"] == "released"
     assert report["federated"]["person_count"] == 150
+    # the task for t3 is kept in its queue, visible to the hub operator, until a worker comes back
+    proc = run_omopfed("hub", "queues", "--json", "--env-file", str(deployment.hub_env_file))
+    assert json.loads(proc.stdout)["trust.t3"]["waiting"] >= 1
 
 
 def test_no_trust_answering_is_failed(deployment: Deployment) -> None:
