@@ -28,7 +28,7 @@ class Config:
     indb_repeats: int = 3
     flower_trusts: tuple[int, ...] = (2, 5)
     flower_persons: int = 100_000
-    flower_repeats: int = 5
+    flower_repeats: int = 3
     startup_repeats: int = 5
 
 

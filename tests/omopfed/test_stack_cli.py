@@ -1,0 +1,60 @@
+"""``omopfed stack up | info | down`` as a user runs them, including the mistakes a user makes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from omop.localservices.processes import pid_alive
+from tests.cli_runner import assert_no_traceback, assert_one_line_error, run_omopfed
+
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.stack]
+
+
+def test_up_info_down_round_trip(tmp_path: Path) -> None:
+    directory = tmp_path / "fed"
+    up = run_omopfed("stack", "up", "--dir", directory, "--trusts", "2", "--persons", "60", timeout=300)
+    assert_no_traceback(up)
+    assert up.returncode == 0, up.stderr
+    try:
+        info = json.loads(run_omopfed("stack", "info", "--dir", directory, "--json").stdout)
+        assert info["redis_url"].startswith("redis://hub:")
+        assert set(info["trusts"]) == {"t1", "t2"}
+        for trust in info["trusts"].values():
+            with psycopg.connect(trust["db_url"]) as conn:
+                assert conn.execute("SELECT count(*) FROM omop.person").fetchone() == (60,)
+            assert pid_alive(trust["worker_pid"])
+        assert (directory / "stack.json").stat().st_mode & 0o077 == 0
+        again = run_omopfed("stack", "up", "--dir", directory)
+        assert_one_line_error(again, 2, "already exists")
+    finally:
+        down = run_omopfed("stack", "down", "--dir", directory)
+    assert down.returncode == 0, down.stderr
+    assert not directory.exists()
+    assert not any(pid_alive(t["worker_pid"]) for t in info["trusts"].values())
+    assert not pid_alive(info["reducer_pid"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["stack", "up", "--trusts", "0"], 2, "--trusts"),
+        (["stack", "up", "--trusts", "2", "--persons", "-5"], 2, "--persons"),
+        (["stack", "info"], 2, "no stack"),
+        (["stack", "down"], 2, "no stack"),
+    ],
+)
+def test_bad_stack_commands(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    proc = run_omopfed(*args, "--dir", tmp_path / "nothing-here")
+    assert_one_line_error(proc, code, needle)
+    assert not (tmp_path / "nothing-here" / "stack.json").exists()
+
+
+def test_up_refuses_a_directory_with_other_files(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = run_omopfed("stack", "up", "--dir", tmp_path)
+    assert_one_line_error(proc, 2, "not empty")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
