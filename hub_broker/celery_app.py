@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from celery import Celery
@@ -27,8 +28,14 @@ REDUCER_VISIBILITY_S = 300.0
 
 
 def hub_app(settings: HubSettings) -> Celery:
+    """The hub's Celery app for this broker; one per process, so its connection pool is reused."""
+    return _hub_app(settings.broker_url)
+
+
+@cache
+def _hub_app(broker_url: str) -> Celery:
     app = Celery("omopfed-hub", set_as_current=False)
-    app.conf.update(base_config(settings.broker_url, HUB_OWNER, REDUCER_VISIBILITY_S))
+    app.conf.update(base_config(broker_url, HUB_OWNER, REDUCER_VISIBILITY_S))
     app.conf.task_queues = [results_queue()]
     app.conf.task_default_queue = RESULTS_QUEUE
     return app

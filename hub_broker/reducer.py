@@ -48,14 +48,16 @@ class Reducer:
             )
         except ResultRejected as exc:
             return self._refuse(exc.code, str(exc), envelope.query_id, envelope.trust_id)
-        if not self.store.is_addressed(result.query_id, result.trust_id):
+        recorded = self.store.record_answer(
+            result.query_id, result.trust_id, result.status, result.detail, result.model_dump(mode="json")
+        )
+        if recorded == "unknown":
             return self._refuse(
                 "unknown_query", "no such query was sent to this trust", result.query_id, result.trust_id
             )
-        stored = self.store.record_answer(
-            result.query_id, result.trust_id, result.status, result.detail, result.model_dump(mode="json")
-        )
-        finalize_if_due(self.store, result.query_id)
+        stored = recorded == "stored"
+        if stored:
+            finalize_if_due(self.store, result.query_id)
         log.info(
             "query %s trust %s: %s%s",
             result.query_id,

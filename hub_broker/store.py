@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select, update
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from omop.dburl import redact, sqlalchemy_url
 from omop.errors import OmopFedError
 
 PENDING = "pending"
+Recorded = Literal["stored", "duplicate", "unknown"]
 FINAL_QUERY_STATES = ("complete", "partial", "failed")
 
 
@@ -158,14 +159,20 @@ class HubStore:
 
     def record_answer(
         self, query_id: str, trust_id: str, status: str, detail: str | None, result: dict[str, Any] | None
-    ) -> bool:
-        """Store an answer if this (query, trust) is still pending; False for a duplicate or late one."""
+    ) -> Recorded:
+        """Store an answer if this (query, trust) is still pending, in one transaction.
+
+        ``stored``; ``duplicate`` (already answered, or too late: counted and ignored); ``unknown`` (no
+        such query was sent to this trust).
+        """
         with self.session() as s:
-            s.execute(
+            counted = s.execute(
                 update(TrustAnswer)
                 .where(TrustAnswer.query_id == query_id, TrustAnswer.trust_id == trust_id)
                 .values(deliveries=TrustAnswer.deliveries + 1)
             )
+            if not counted.rowcount:  # type: ignore[attr-defined]
+                return "unknown"
             moved = s.execute(
                 update(TrustAnswer)
                 .where(
@@ -175,11 +182,7 @@ class HubStore:
                 )
                 .values(status=status, detail=detail, result=result, received_at=utcnow())
             )
-            return bool(moved.rowcount)  # type: ignore[attr-defined]
-
-    def is_addressed(self, query_id: str, trust_id: str) -> bool:
-        with self.session() as s:
-            return s.get(TrustAnswer, (query_id, trust_id)) is not None
+            return "stored" if moved.rowcount else "duplicate"  # type: ignore[attr-defined]
 
     def mark_timeouts(self, query_id: str, detail: str) -> None:
         with self.session() as s:
@@ -213,6 +216,9 @@ class HubStore:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: no fsync per commit and never corrupt; a power cut can lose the last answers, which the
+    # trusts re-send on redelivery (they keep every sealed answer in their ledger).
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 

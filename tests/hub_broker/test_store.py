@@ -26,10 +26,16 @@ def test_each_answer_is_stored_once_and_the_query_finalises_when_all_answered(tm
         threshold=10,
         deadline_at=utcnow() + timedelta(minutes=5),
     )
-    assert store.record_answer("q1", "a", "released", None, _released(30, {"Male": 12, "Female": 18}))
-    assert not store.record_answer("q1", "a", "released", None, _released(99, {"Male": 99}))  # duplicate
+    assert (
+        store.record_answer("q1", "a", "released", None, _released(30, {"Male": 12, "Female": 18}))
+        == "stored"
+    )
+    assert store.record_answer("q1", "a", "released", None, _released(99, {"Male": 99})) == "duplicate"
     assert finalize_if_due(store, "q1").status == "pending"  # b has not answered, deadline not reached
-    assert store.record_answer("q1", "b", "released", None, _released(20, {"Male": 10, "Female": 10}))
+    assert (
+        store.record_answer("q1", "b", "released", None, _released(20, {"Male": 10, "Female": 10}))
+        == "stored"
+    )
     query = finalize_if_due(store, "q1")
     assert query.status == "complete"
     assert query.pooled["person_count"] == 50
@@ -52,13 +58,15 @@ def test_deadline_marks_missing_trusts_timeout(tmp_path: Path) -> None:
     query = finalize_if_due(store, "q2", now=utcnow() + timedelta(seconds=31))
     assert query.status == "partial"
     assert {a.trust_id: a.status for a in query.answers} == {"a": "released", "b": "timeout"}
-    assert not store.record_answer("q2", "b", "released", None, _released(15, {"Male": 15}))  # too late
+    assert (
+        store.record_answer("q2", "b", "released", None, _released(15, {"Male": 15})) == "duplicate"
+    )  # late
 
 
 def test_unknown_query_and_trust_are_not_addressed(tmp_path: Path) -> None:
     store = _store(tmp_path)
     assert finalize_if_due(store, "nope") is None
-    assert not store.is_addressed("nope", "a")
+    assert store.record_answer("nope", "a", "released", None, None) == "unknown"
 
 
 def test_unusable_store_url_is_a_clear_error(tmp_path: Path) -> None:
