@@ -29,7 +29,7 @@ class Config:
     flower_trusts: tuple[int, ...] = (2, 5)
     flower_persons: int = 100_000
     flower_repeats: int = 3
-    startup_repeats: int = 5
+    startup_repeats: int = 3
 
 
 QUICK = Config(mode="quick")

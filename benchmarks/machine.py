@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +53,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def code_version(repo: Path) -> dict[str, Any]:
+    """The commit measured, and whether tracked files differed from it (uncommitted changes)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "uncommitted_changes": bool(changes) if changes is not None else None}
+
+
 def describe() -> dict[str, Any]:
     total = meminfo_kb("MemTotal")
     return {
@@ -61,5 +79,6 @@ def describe() -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "packages": package_versions(),
+        "code": code_version(Path(__file__).resolve().parents[1]),
         "load_average_start": load_average(),
     }

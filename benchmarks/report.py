@@ -58,6 +58,7 @@ def _x(value: float | None) -> str:
 
 def _machine(results: Results) -> str:
     m = results["machine"]
+    code = m.get("code") or {}
     pk = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
     return "\n".join(
         [
@@ -67,6 +68,8 @@ def _machine(results: Results) -> str:
             f"- **Load average** (1, 5, 15 min) at start {m.get('load_average_start')}, "
             f"at end {m.get('load_average_end')}",
             f"- **Software**: Python {m['python']}; {pk}",
+            f"- **Code**: commit {code.get('commit') or 'unknown'}"
+            + (" with uncommitted changes" if code.get("uncommitted_changes") else ""),
         ]
     )
 
@@ -106,10 +109,10 @@ def _dispatch(data: dict[str, Any]) -> str:
 def _submit_profile(prof: dict[str, Any] | None) -> str:
     if not prof:
         return ""
-    parts = ", ".join(f"{k} {v:.1f}" for k, v in prof["parts_ms"].items())
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in prof["parts_ms"].items())
     return (
-        f"\n\nInside `submit()` to {prof.get('trusts', '?')} trust(s) (cProfile over {prof['calls']} calls, "
-        f"ms per call; profiling inflates the total to {prof['submit_ms']:.1f} ms): {parts}."
+        f"\n\nInside `submit()` to {prof['trusts']} trust(s), {prof['submit_ms']:.1f} ms per call over "
+        f"{prof['calls']} more queries, each part timed by a wrapper (ms per call): {parts}."
     )
 
 
@@ -190,12 +193,14 @@ def _federation(data: dict[str, Any]) -> str:
                 m["direct_slowest_median"],
                 m["direct_concurrent"]["median"],
                 m["trust_pipeline_slowest"]["median"],
+                m["in_process_pooled_in_store"]["median"],
                 f"{m['in_process']['median']:,.1f} ({m['in_process']['p95']:,.1f})",
                 _x(r["ratio"]["in_process"]),
                 _x(r["ratio"].get("in_process_vs_concurrent")),
                 f"{m['whole_command']['median']:,.1f} ({m['whole_command']['p95']:,.1f})",
                 _x(r["ratio"]["whole_command"]),
-                "yes" if r["person_count_direct"] == r["person_count_pooled"] else "NO",
+                ("yes" if r["person_count_direct"] == r["person_count_pooled"] else "NO")
+                + ("" if r["statuses"] == ["complete"] else f" ({', '.join(r['statuses'])})"),
             ]
         )
     header = [
@@ -204,6 +209,7 @@ def _federation(data: dict[str, Any]) -> str:
         "slowest trust direct ms",
         "all trusts at once ms",
         "trust pipeline ms",
+        "pooled in store ms",
         "in-process ms (p95)",
         "ratio",
         "in-process / all at once",
@@ -213,10 +219,11 @@ def _federation(data: dict[str, Any]) -> str:
     ]
     return (
         table(header, rows)
-        + '\n\nMedians over the repeats. "ratio" is the end-to-end median over the slowest trust\'s '
-        'direct median (the target\'s definition); "in-process / all at once" divides by the time the '
-        "trusts' databases need when they run the statement at the same moment, as they do in a federated "
-        "query, on this machine."
+        + "\n\nMedians over the repeats. *Pooled in store*: when the reducer wrote the pooled result. "
+        "*In-process*: when `wait_for()`, polling every 20 ms, returned it to the caller. *Ratio*: the "
+        "end-to-end median over the slowest trust's direct median (the target's definition). *In-process / "
+        "all at once* divides instead by the time the trusts' databases need when they all run the "
+        "statement at the same moment, as they do in a federated query, on this machine."
     )
 
 

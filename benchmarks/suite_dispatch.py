@@ -11,31 +11,19 @@ answer sealed) and the hub store (answer stored, query pooled).
 
 from __future__ import annotations
 
-import cProfile
-import pstats
 from typing import Any
 
 from benchmarks.config import Config
-from benchmarks.roundtrip import RoundTrip, collect, round_trip, send
+from benchmarks.roundtrip import RoundTrip, round_trip
 from benchmarks.stacks import Stack, ledger_times
 from benchmarks.stats import summary
+from benchmarks.submit_parts import profile_submit
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
 
 NAME = "dispatch"
 TRIVIAL_SQL = "SELECT person_id FROM person"
 POLL_S = 0.005
 PROFILED_SUBMITS = 20
-# Parts of hub_broker.submit.submit(), found in the profile by (file suffix, function name).
-SUBMIT_PARTS = (
-    ("SQL policy pre-check", "hub_broker/submit.py", "precheck"),
-    ("load hub private keys", "omop/keys.py", "load_hub_private"),
-    ("load trust registry", "omop/keys.py", "load_trust_registry"),
-    ("create a Celery app", "hub_broker/celery_app.py", "hub_app"),
-    ("sign tasks", "omop/crypto.py", "sign_task"),
-    ("connect to the broker", "kombu/connection.py", "ensure_connection"),
-    ("record the query in the hub store", "hub_broker/store.py", "create_query"),
-    ("publish tasks", "celery/app/base.py", "send_task"),
-)
 
 
 def timeline(stack: Stack, trips: list[RoundTrip]) -> dict[str, list[float]]:
@@ -73,38 +61,6 @@ def timeline(stack: Stack, trips: list[RoundTrip]) -> dict[str, list[float]]:
     return series
 
 
-def profile_submit(stack: Stack, trust_ids: list[str], count: int = PROFILED_SUBMITS) -> dict[str, Any]:
-    """Where ``submit()`` spends its time: cumulative milliseconds per call of its parts under cProfile.
-
-    Profiling slows everything down, so these figures are for proportions, not for the latency table;
-    the queries are answered (and waited for) like any other.
-    """
-    profiler = cProfile.Profile()
-    sent = []
-    profiler.enable()
-    for _ in range(count):
-        sent.append(send(stack, TRIVIAL_SQL, trust_ids))
-    profiler.disable()
-    for item in sent:
-        collect(stack, item, 0.0)
-    table: dict[tuple[str, int, str], tuple[Any, ...]] = getattr(pstats.Stats(profiler), "stats", {})
-
-    def cumulative_ms(suffix: str, function: str) -> float:
-        seconds: float = sum(
-            float(v[3])
-            for (path, _line, name), v in table.items()
-            if name == function and path.endswith(suffix)
-        )
-        return round(1000 * seconds / count, 2)
-
-    return {
-        "calls": count,
-        "trusts": len(trust_ids),
-        "submit_ms": cumulative_ms("hub_broker/submit.py", "submit"),
-        "parts_ms": {label: cumulative_ms(suffix, fn) for label, suffix, fn in SUBMIT_PARTS},
-    }
-
-
 def _run(ctx: Context, stack: Stack | None) -> Row:
     st = need_stack(stack)
     cfg = ctx.config
@@ -123,7 +79,7 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
         "poll_ms": POLL_S * 1000,
         "not_complete": not_complete,
         "ms": {name: summary(values, 2) for name, values in series.items()},
-        "submit_profile": profile_submit(st, ids),
+        "submit_profile": profile_submit(st, ids, PROFILED_SUBMITS),
     }
 
 

@@ -28,7 +28,7 @@ from omop.transport import (
 )
 from trust_worker.audit_log import AuditLog
 from trust_worker.database_setup import reader_role_problems
-from trust_worker.executor import Limits, ReaderExecutor
+from trust_worker.executor import ReaderExecutor
 from trust_worker.policy_file import TrustPolicy, load_policy
 from trust_worker.settings import TrustSettings
 from trust_worker.task_handler import TrustRuntime
@@ -55,12 +55,7 @@ def build_runtime(settings: TrustSettings) -> TrustRuntime:
     policy: TrustPolicy = load_policy(settings.policy_file)
     hub = load_pinned_hub(settings.keys_dir)
     signing_key = load_trust_private(settings.keys_dir, trust_id)
-    limits = Limits(
-        statement_timeout_s=policy.statement_timeout_s,
-        lock_timeout_s=policy.lock_timeout_s,
-        idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s,
-    )
-    executor = ReaderExecutor(settings.reader_db_url, limits)
+    executor = ReaderExecutor(settings.reader_db_url, policy.limits())
     check_reader_role(executor)
     return TrustRuntime(
         trust_id=trust_id,

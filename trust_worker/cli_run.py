@@ -45,7 +45,7 @@ def check_cmd(
 ) -> int:
     """Run the whole pipeline locally and show what would be released (exit 0/3/4/5)."""
     from trust_worker.celery_app import check_reader_role
-    from trust_worker.executor import Limits, ReaderExecutor
+    from trust_worker.executor import ReaderExecutor
     from trust_worker.pipeline import answer_cohort
     from trust_worker.policy_file import load_policy
 
@@ -54,14 +54,7 @@ def check_cmd(
         raise UsageError("no database URL: pass --db-url (the data_analyst_reader connection)")
     sql = read_text(sql_file, "--sql-file")
     policy = load_policy(settings.policy_file)
-    executor = ReaderExecutor(
-        settings.reader_db_url,
-        Limits(
-            statement_timeout_s=policy.statement_timeout_s,
-            lock_timeout_s=policy.lock_timeout_s,
-            idle_in_transaction_timeout_s=policy.idle_in_transaction_timeout_s,
-        ),
-    )
+    executor = ReaderExecutor(settings.reader_db_url, policy.limits())
     view: dict[str, Any]
     try:
         check_reader_role(executor)

@@ -25,6 +25,7 @@ class Limits:
     statement_timeout_s: float = 30.0
     lock_timeout_s: float = 5.0
     idle_in_transaction_timeout_s: float = 60.0
+    work_mem_mb: int = 64
 
 
 class ExecutionFailed(OmopFedError):
@@ -102,11 +103,12 @@ class ReaderExecutor:
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
                     " set_config('idle_in_transaction_session_timeout', %s, true),"
-                    " set_config('search_path', 'omop', true)",
+                    " set_config('work_mem', %s, true), set_config('search_path', 'omop', true)",
                     (
                         f"{int(lim.statement_timeout_s * 1000)}ms",
                         f"{int(lim.lock_timeout_s * 1000)}ms",
                         f"{int(lim.idle_in_transaction_timeout_s * 1000)}ms",
+                        f"{int(lim.work_mem_mb)}MB",
                     ),
                 )
                 # binary=True makes psycopg use the extended protocol, where PostgreSQL itself refuses a

@@ -36,6 +36,7 @@ from omop.disclosure import check_threshold, effective_threshold
 from omop.errors import UsageError
 from omop.sql_policy import QueryPolicy, refusal_reason
 from omop.sql_policy.policy import DEFAULT_MAX_BYTES, DEFAULT_MAX_SERIES_ROWS
+from trust_worker.executor import Limits
 
 Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
 
@@ -51,6 +52,12 @@ class TrustPolicy(BaseModel):
     statement_timeout_s: Seconds = Field(default=30.0, description="Cancel a query running longer than this.")
     lock_timeout_s: Seconds = Field(default=5.0, description="Give up waiting for a lock after this.")
     idle_in_transaction_timeout_s: Seconds = Field(default=60.0, description="End idle transactions.")
+    work_mem_mb: StrictInt = Field(
+        default=64,
+        ge=4,
+        le=4096,
+        description="Memory per sort or hash step before it spills to disk.",
+    )
     max_query_bytes: StrictInt = Field(default=DEFAULT_MAX_BYTES, ge=256, le=1024 * 1024)
     max_series_rows: StrictInt = Field(default=DEFAULT_MAX_SERIES_ROWS, ge=1, le=100_000_000)
     extra_allowed_functions: tuple[StrictStr, ...] = Field(
@@ -93,6 +100,15 @@ class TrustPolicy(BaseModel):
     def project_allowed(self, project_id: str | None) -> bool:
         """Whether a task for ``project_id`` may run here (every project when the list is empty)."""
         return not self.allowed_projects or project_id in self.allowed_projects
+
+    def limits(self) -> Limits:
+        """The per-statement limits the executor sets for every query."""
+        return Limits(
+            statement_timeout_s=self.statement_timeout_s,
+            lock_timeout_s=self.lock_timeout_s,
+            idle_in_transaction_timeout_s=self.idle_in_transaction_timeout_s,
+            work_mem_mb=self.work_mem_mb,
+        )
 
     def query_policy(self) -> QueryPolicy:
         """The SQL validator's policy built from this file."""

@@ -46,7 +46,7 @@ def test_targets_are_met_missed_or_not_measured() -> None:
                 {"persons_per_trust": 100_000, "ratio": {"in_process": 1.1, "whole_command": 1.3}},
             ]
         },
-        scale={"rows": [{"trusts": 8, "observed_ms": {"median": 300.0}}]},
+        scale={"rows": [{"trusts": 8, "pooled_ms": {"median": 300.0}}]},
     )
     results["suites"]["flower"] = {"status": "skipped", "reason": "numeric statistics not available"}
     judged = {t["target"].split(" ")[0]: t for t in targets.evaluate(results)}

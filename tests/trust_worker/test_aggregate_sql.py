@@ -90,3 +90,13 @@ def test_multiple_statements_are_refused_by_the_driver_too(fixture_db: OmopDb) -
     with pytest.raises(ExecutionFailed):
         executor.fetch_one("SELECT 1; SELECT 2")
     executor.close()
+
+
+def test_limits_are_set_for_each_statement(fixture_db: OmopDb) -> None:
+    executor = ReaderExecutor(fixture_db.reader_url, Limits(statement_timeout_s=7, work_mem_mb=8))
+    row = executor.fetch_one(
+        "SELECT current_setting('work_mem'), current_setting('statement_timeout'),"
+        " current_setting('transaction_read_only'), current_setting('search_path')"
+    )
+    executor.close()
+    assert row == ("8MB", "7s", "on", "omop")

@@ -154,3 +154,13 @@ def test_dangerous_extra_functions_are_refused(tmp_path: Path, name: str) -> Non
 def test_policy_is_immutable() -> None:
     with pytest.raises(ValidationError):
         TrustPolicy().threshold = 5  # type: ignore[misc]
+
+
+def test_work_mem_reaches_the_executor_limits(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("work_mem_mb = 128\nstatement_timeout_s = 12\n")
+    limits = load_policy(path).limits()
+    assert (limits.work_mem_mb, limits.statement_timeout_s) == (128, 12)
+    path.write_text("work_mem_mb = 1\n")
+    with pytest.raises(UsageError, match="work_mem_mb"):
+        load_policy(path)
