@@ -176,7 +176,7 @@ def _scale(data: dict[str, Any]) -> str:
         "seen by caller ms",
         "submit() ms",
         "submit → last trust starts ms",
-        "reducer ms per answer",
+        "gap between stored answers ms",
         "not complete",
     ]
     return table(header, rows) + note + _submit_profile(data.get("submit_profile"))

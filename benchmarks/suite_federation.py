@@ -34,6 +34,7 @@ from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
 from omop.db import connect
 from omop.sql_policy import validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
+from trust_worker.policy_file import TrustPolicy
 
 NAME = "federation"
 QUERIES: tuple[tuple[str, Path], ...] = (
@@ -49,10 +50,17 @@ def aggregate_statement(sql: str) -> str:
 
 
 class DirectRunner:
-    """One open reader connection per trust, as the worker holds one; runs the statement, times it."""
+    """One open reader connection per trust, as the worker holds one; runs the statement, times it.
+
+    The session gets the same ``work_mem`` the trust's executor sets for every task (the stack's trusts
+    run the default policy), so the reference differs from the pipeline only by the pipeline's own work.
+    """
 
     def __init__(self, stack: Stack, trust_ids: list[str]) -> None:
         self.conns = {t: connect(stack.state.trusts[t].reader_url, autocommit=True) for t in trust_ids}
+        work_mem = f"{int(TrustPolicy().limits().work_mem_mb)}MB"
+        for conn in self.conns.values():
+            conn.execute("SELECT set_config('work_mem', %s, false)", (work_mem,))
 
     def close(self) -> None:
         for conn in self.conns.values():

@@ -30,8 +30,9 @@ PROFILED_SUBMITS = 10
 def fan_out(stack: Stack, trips: list[RoundTrip]) -> dict[str, Any]:
     """Per query: submit → the last trust starts (ledger), and the hub's spacing between stored answers.
 
-    The reducer handles answers one at a time, so with many trusts the median gap between consecutive
-    ``received_at`` times is what one answer costs the reducer.
+    The reducer handles answers one at a time, so the median gap between consecutive ``received_at``
+    times is an upper bound on what one answer costs it (the gap also includes waiting for answers that
+    have not arrived yet).
     """
     trusts = [a.trust_id for a in trips[0].answers]
     ledgers = {t: ledger_times(stack.state_dir(t), [trip.query_id for trip in trips]) for t in trusts}

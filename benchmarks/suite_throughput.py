@@ -30,6 +30,8 @@ def audit_answers(state_dir: Path, query_ids: set[str]) -> Counter[str]:
     """How many answering audit entries (not refusals or re-sends) each of ``query_ids`` has."""
     counts: Counter[str] = Counter()
     path = state_dir / "audit.jsonl"
+    if not path.exists():  # a trust that never answered anything
+        return counts
     with path.open() as fh:
         for line in fh:
             entry = json.loads(line)

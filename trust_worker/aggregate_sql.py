@@ -76,7 +76,8 @@ row_stats AS (
 groups AS (
   SELECT
     CASE pe.gender_concept_id WHEN {MALE} THEN 1 WHEN {FEMALE} THEN 2 ELSE 0 END AS sex_code,
-    CASE WHEN a.years IS NULL OR a.years < 0 THEN -1 ELSE least(floor(a.years / 10), 9)::int END AS decade,
+    -- one reference to the age: the planner inlines the LATERAL expression wherever it is used
+    coalesce(greatest(least(floor(a.years / 10), 9), -1)::int, -1) AS decade,
     count(*) AS n
   FROM (SELECT DISTINCT cohort.person_id FROM cohort WHERE cohort.person_id IS NOT NULL) persons
   LEFT JOIN omop.person pe ON pe.person_id = persons.person_id
