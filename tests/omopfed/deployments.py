@@ -20,11 +20,14 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
@@ -155,6 +158,18 @@ def start(kind: str, directory: Path, *, persons: list[int]) -> Deployment:
     if kind == "compose":
         return ComposeDeployment.up(directory, persons)
     raise ValueError(f"unknown deployment kind {kind!r}")
+
+
+def running(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str, persons: list[int]
+) -> Iterator[Deployment]:
+    """Body of a module-scoped fixture parametrized over ``KINDS``: start, yield, always stop."""
+    kind = str(request.param)
+    deployment = start(kind, tmp_path_factory.mktemp(f"{name}-{kind}") / "federation", persons=persons)
+    try:
+        yield deployment
+    finally:
+        deployment.down()
 
 
 # -- local: omopfed stack --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from omop.concepts import GI_BLEED
 from omop.transport import RESULTS_QUEUE
 from tests.cli_runner import assert_no_traceback, run_omopfed
-from tests.omopfed.deployments import KINDS, Deployment, start
+from tests.omopfed.deployments import KINDS, Deployment, running
 from tests.omopfed.federation_helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -32,12 +32,7 @@ ALL_SQL = "SELECT person_id, year_of_birth FROM person"
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    kind = str(request.param)
-    dep = start(kind, tmp_path_factory.mktemp(f"e2e-{kind}") / "federation", persons=[400, 300, 200])
-    try:
-        yield dep
-    finally:
-        dep.down()
+    yield from running(request, tmp_path_factory, "e2e", persons=[400, 300, 200])
 
 
 def test_three_trusts_answer_and_pooled_counts_equal_direct_sql(deployment: Deployment) -> None:

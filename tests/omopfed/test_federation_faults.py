@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cli_runner import run_omopfed
-from tests.omopfed.deployments import KINDS, Deployment, start
+from tests.omopfed.deployments import KINDS, Deployment, running
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -20,12 +20,7 @@ SQL = "SELECT person_id FROM person"
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    kind = str(request.param)
-    dep = start(kind, tmp_path_factory.mktemp(f"faults-{kind}") / "federation", persons=[150, 150, 150])
-    try:
-        yield dep
-    finally:
-        dep.down()
+    yield from running(request, tmp_path_factory, "faults", persons=[150, 150, 150])
 
 
 def test_database_down_is_an_error_at_that_trust_only(deployment: Deployment) -> None:
