@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 
 from omop import concepts as c
+from omop import schema
 from omop.db import connect
 from omop.errors import OmopFedError, UsageError
 from omop.schema.loading import (
@@ -255,20 +256,7 @@ def write_fixture(conn: psycopg.Connection[Any], report: SeedReport) -> None:
         ],
     )
     images = fixture_plan()
-    image_columns = (
-        "image_occurrence_id",
-        "person_id",
-        "procedure_occurrence_id",
-        "visit_occurrence_id",
-        "modality_concept_id",
-        "anatomic_site_concept_id",
-        "accession_id",
-        "image_occurrence_date",
-        "image_study_uid",
-        "image_series_uid",
-        "wadors_uri",
-        "local_path",
-    )
+    image_columns = tuple(c.name for c in schema.table_columns()["image_occurrence"])
     report.rows["image_occurrence"] = copy_rows(
         conn, "image_occurrence", image_columns, [[img[col] for col in image_columns] for img in images]
     )
