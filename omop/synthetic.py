@@ -350,6 +350,13 @@ def _normal(mean: float, sd: float, low: float, high: float) -> str:
 
 # Each step: (table it fills, SQL). Steps run in order, each after setseed(seed_fraction(seed, table)).
 # %(n)s is the number of persons. Ids: person p owns ids p*8+1 .. p*8+7 in each child table.
+# Up to two records per visit (conditions, drugs): each visit row twice, each with its own draws.
+_TWO_DRAWS_PER_VISIT = """
+                SELECT v.*, k, random() AS keep, random() AS r
+                FROM omop.visit_occurrence AS v CROSS JOIN generate_series(1, 2) AS k
+            """
+
+
 _BULK_STEPS: tuple[tuple[str, str], ...] = (
     (
         "person",
@@ -519,10 +526,7 @@ _BULK_STEPS: tuple[tuple[str, str], ...] = (
             SELECT v.visit_occurrence_id, v.person_id, v.visit_start_date, v.visit_end_date, k,
                    CASE WHEN r < 0.07 THEN {c.GI_BLEED} WHEN r < 0.35 THEN {c.TYPE_2_DIABETES}
                         WHEN r < 0.75 THEN {c.HYPERTENSION} ELSE {c.OSTEOARTHRITIS} END AS concept
-            FROM (
-                SELECT v.*, k, random() AS keep, random() AS r
-                FROM omop.visit_occurrence AS v CROSS JOIN generate_series(1, 2) AS k
-            ) AS v
+            FROM ({_TWO_DRAWS_PER_VISIT}) AS v
             WHERE keep < 0.35
         ) AS x
         """,
@@ -541,10 +545,7 @@ _BULK_STEPS: tuple[tuple[str, str], ...] = (
                    CASE WHEN r < 0.25 THEN {c.CELECOXIB} WHEN r < 0.4 THEN {c.DICLOFENAC}
                         WHEN r < 0.7 THEN {c.IBUPROFEN} ELSE {c.ACETAMINOPHEN} END AS concept,
                    (ARRAY[7, 14, 30, 60, 90])[1 + floor(random() * 5)::int] AS days
-            FROM (
-                SELECT v.*, k, random() AS keep, random() AS r
-                FROM omop.visit_occurrence AS v CROSS JOIN generate_series(1, 2) AS k
-            ) AS v
+            FROM ({_TWO_DRAWS_PER_VISIT}) AS v
             WHERE keep < 0.35
         ) AS x
         """,

@@ -28,8 +28,8 @@ import yaml
 
 from omop.errors import UsageError
 from omop.protocol import check_trust_id
+from omopfed.trust_ids import MAX_TRUSTS
 
-MAX_TRUSTS = 64
 DEFAULT_PERSONS = 1000
 
 POSTGRES_IMAGE = "postgres:17.6-bookworm"
@@ -62,13 +62,6 @@ def default_image() -> str:
     except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
         version = "0.1.0"
     return f"{IMAGE_NAME}:{version}"
-
-
-def trust_ids(count: int) -> list[str]:
-    """``t1`` … ``tN``, the ids ``omopfed stack`` uses too; refuses counts outside 1..MAX_TRUSTS."""
-    if not 1 <= count <= MAX_TRUSTS:
-        raise UsageError(f"--trusts must be between 1 and {MAX_TRUSTS} (got {count})")
-    return [f"t{i}" for i in range(1, count + 1)]
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:

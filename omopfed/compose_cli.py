@@ -15,6 +15,7 @@ from rich.console import Console
 
 from omop.errors import OmopFedError
 from omopfed import compose as spec
+from omopfed.trust_ids import MAX_TRUSTS, trust_ids
 
 out_console = Console(stderr=True)
 
@@ -35,7 +36,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def compose_cmd(
-    trusts: int = typer.Option(2, "--trusts", help=f"Number of trusts, t1..tN (1-{spec.MAX_TRUSTS})."),
+    trusts: int = typer.Option(2, "--trusts", help=f"Number of trusts, t1..tN (1-{MAX_TRUSTS})."),
     out: Path | None = typer.Option(
         None, "--out", help="Write docker-compose.yml into DIR and generate its secrets, keys and ACL file."
     ),
@@ -61,7 +62,7 @@ def compose_cmd(
     no_build: bool = typer.Option(False, "--no-build", help="No build section: use --image as published."),
 ) -> None:
     """Print (or write, with --out) a Docker Compose deployment: Redis, hub store, reducer, N trusts."""
-    ids = spec.trust_ids(trusts)
+    ids = trust_ids(trusts)
     base = out if out is not None else Path.cwd()
     context = None if no_build else (build_context or source_build_context(base))
     doc = spec.compose_config(ids, persons=persons, build_context=context, image=image)

@@ -26,17 +26,13 @@ from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
 from omop.localservices.processes import pid_alive, stop_pid
 from omop.synthetic import check_persons
+from omopfed.trust_ids import trust_ids
 
 STATE_FILE = "stack.json"
 ENV_FILE = "stack.env"
-MAX_TRUSTS = 64
 READY_TIMEOUT_S = 90.0
 
 Progress = Callable[[str], None]
-
-
-def trust_ids(n: int) -> list[str]:
-    return [f"t{i}" for i in range(1, n + 1)]
 
 
 @dataclass
@@ -168,8 +164,7 @@ def up(
 
     ``persons`` is the synthetic population of every trust, or one figure per trust.
     """
-    if not 1 <= trusts <= MAX_TRUSTS:
-        raise UsageError(f"--trusts must be between 1 and {MAX_TRUSTS}")
+    ids = trust_ids(trusts)
     sizes = persons if isinstance(persons, list) else [persons] * trusts
     if len(sizes) != trusts:
         raise UsageError("give one population size per trust")
@@ -187,7 +182,7 @@ def up(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = StackState(dir=str(directory), created_dir=created)
     try:
-        _build(state, trust_ids(trusts), sizes, eunomia, progress)
+        _build(state, ids, sizes, eunomia, progress)
     except BaseException:
         progress("start-up failed; stopping what was started")
         down(state)

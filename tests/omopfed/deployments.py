@@ -33,6 +33,7 @@ from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.protocol import CohortTask, new_query_id
 from omopfed import compose as spec
+from omopfed.trust_ids import trust_ids
 from tests.cli_runner import hub_submit_json, run_omopfed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -287,7 +288,7 @@ class ComposeDeployment(Deployment):
         reason = docker_unavailable_reason()
         if reason is not None:
             pytest.skip(f"compose deployment: {reason}")
-        ids = spec.trust_ids(len(persons))
+        ids = trust_ids(len(persons))
         directory.mkdir(parents=True, exist_ok=True)
         doc = spec.compose_config(ids, persons=persons, build_context=str(REPO_ROOT))
         (directory / "docker-compose.yml").write_text(spec.to_yaml(doc))

@@ -21,6 +21,7 @@ import yaml
 
 from omopfed import compose as spec
 from omopfed.compose_secrets import generate
+from omopfed.trust_ids import trust_ids
 from tests.cli_runner import assert_no_traceback, run_omopfed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def load(text: str) -> dict[str, Any]:
 
 
 def generated(n: int) -> dict[str, Any]:
-    ids = spec.trust_ids(n)
+    ids = trust_ids(n)
     return load(spec.to_yaml(spec.compose_config(ids), spec.compose_header(ids)))
 
 
@@ -79,13 +80,13 @@ def secret_sources(service: dict[str, Any]) -> set[str]:
 
 
 def test_checked_in_compose_file_is_the_generator_output() -> None:
-    ids = spec.trust_ids(2)
+    ids = trust_ids(2)
     expected = spec.to_yaml(spec.compose_config(ids, build_context="."), spec.compose_header(ids))
     assert (REPO / "docker-compose.yml").read_text() == expected, "regenerate: omopfed compose --trusts 2"
 
 
 def test_checked_in_tls_override_is_the_generator_output() -> None:
-    ids = spec.trust_ids(2)
+    ids = trust_ids(2)
     expected = spec.to_yaml(spec.tls_override_config(ids), spec.compose_header(ids, tls=True))
     assert (REPO / "docker-compose.tls.yml").read_text() == expected, (
         "regenerate: omopfed compose --trusts 2 --tls"
@@ -96,7 +97,7 @@ def test_cli_prints_the_same_document_as_the_generator(tmp_path: Path) -> None:
     proc = run_omopfed("compose", "--trusts", "5", "--no-build")
     assert_no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
-    ids = spec.trust_ids(5)
+    ids = trust_ids(5)
     assert load(proc.stdout) == load(spec.to_yaml(spec.compose_config(ids, build_context=None)))
 
 
@@ -200,7 +201,7 @@ def test_no_secret_is_inline(doc: dict[str, Any]) -> None:
 
 
 def test_no_generated_password_appears_in_the_yaml(tmp_path: Path) -> None:
-    ids = spec.trust_ids(2)
+    ids = trust_ids(2)
     generate(tmp_path, ids)
     text = (REPO / "docker-compose.yml").read_text()
     values = [
