@@ -59,7 +59,6 @@ statement_timeout_s = 30
 lock_timeout_s = 5
 idle_in_transaction_timeout_s = 60
 max_query_bytes = 10240
-max_series_rows = 1000000
 extra_allowed_functions = []
 allowed_projects = []
 """

@@ -1,8 +1,9 @@
 """The trust policy: the hospital's own rules for what its worker may run and release (a TOML file).
 
 Owned by the trust's information-governance team, never by the hub: the hub cannot loosen any of it.
-Without a file the defaults below apply (threshold 10, 30 s statement timeout, 10 KiB query cap, every
-project). Mistakes are refused at start-up rather than papered over, so they are noticed:
+Without a file the defaults below apply (threshold 10, 30 s statement timeout, 1 GiB of temporary files
+per query, 10 KiB query cap, every project). ``limits()`` is the only source of the executor's
+per-statement limits: the worker, ``omopfed trust check`` and ``answer_cohort`` all run under it. Mistakes are refused at start-up rather than papered over, so they are noticed:
 
 * a threshold below 10 is an error, not silently raised to 10;
 * an unknown key is an error (``treshold = 5`` must not leave the default in force unnoticed);
@@ -35,7 +36,7 @@ from pydantic import (
 from omop.disclosure import check_threshold, effective_threshold
 from omop.errors import UsageError
 from omop.sql_policy import QueryPolicy, refusal_reason
-from omop.sql_policy.policy import DEFAULT_MAX_BYTES, DEFAULT_MAX_SERIES_ROWS
+from omop.sql_policy.policy import DEFAULT_MAX_BYTES
 from trust_worker.executor import Limits
 
 Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
@@ -58,8 +59,13 @@ class TrustPolicy(BaseModel):
         le=4096,
         description="Memory per sort or hash step before it spills to disk.",
     )
+    temp_file_limit_mb: StrictInt = Field(
+        default=1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Temporary file space (sorts, hashes, materialised steps spilled to disk) per query.",
+    )
     max_query_bytes: StrictInt = Field(default=DEFAULT_MAX_BYTES, ge=256, le=1024 * 1024)
-    max_series_rows: StrictInt = Field(default=DEFAULT_MAX_SERIES_ROWS, ge=1, le=100_000_000)
     extra_allowed_functions: tuple[StrictStr, ...] = Field(
         default=(), description="Functions added to the allowlist."
     )
@@ -108,6 +114,7 @@ class TrustPolicy(BaseModel):
             lock_timeout_s=self.lock_timeout_s,
             idle_in_transaction_timeout_s=self.idle_in_transaction_timeout_s,
             work_mem_mb=self.work_mem_mb,
+            temp_file_limit_mb=self.temp_file_limit_mb,
         )
 
     def query_policy(self) -> QueryPolicy:
@@ -115,7 +122,6 @@ class TrustPolicy(BaseModel):
         return QueryPolicy(
             max_bytes=self.max_query_bytes,
             extra_allowed_functions=frozenset(self.extra_allowed_functions),
-            max_series_rows=self.max_series_rows,
         )
 
 

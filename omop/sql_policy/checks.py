@@ -25,7 +25,7 @@ from omop.sql_policy.allowlist import (
 from omop.sql_policy.errors import QueryRejected
 from omop.sql_policy.names import is_system_relation, is_system_schema, pg_name
 from omop.sql_policy.policy import QueryPolicy
-from omop.sql_policy.series import SeriesError, literal_int, series_rows
+from omop.sql_policy.expressions import literal_int
 
 #: SQL keywords PostgreSQL evaluates as functions without parentheses (server/session identity).
 KEYWORD_FUNCTIONS = frozenset(
@@ -273,15 +273,10 @@ class ScopedChecker:
             )
 
     def check_series(self, node: exp.Expression) -> None:
-        try:
-            rows = series_rows(node)
-        except SeriesError as exc:
-            raise QueryRejected("unbounded_series", str(exc)) from None
-        if rows > self.policy.max_series_rows:
-            raise QueryRejected(
-                "unbounded_series",
-                f"generate_series would produce {rows} rows; the limit is {self.policy.max_series_rows}",
-            )
+        raise QueryRejected(
+            "generated_rows",
+            "generate_series makes rows out of nothing and is not allowed; join person and vocabulary tables",
+        )
 
 
 def _describe(node: exp.Expression) -> str:

@@ -1,8 +1,8 @@
 """What a trust may tune in the query policy, and what it may not.
 
 ``QueryPolicy`` is deliberately small: the shape rules (one read-only SELECT over ``omop``) are not
-configurable. A trust may raise or lower the size cap, bound ``generate_series`` and add ordinary functions
-to the allowlist. Names that reach outside the data (files, other databases, settings, sessions, large
+configurable. A trust may raise or lower the size cap and add ordinary functions to the allowlist (they
+must still pass the person-local language's totality rules, so most extra names stay refused). Names that reach outside the data (files, other databases, settings, sessions, large
 objects, sequences, server identity) can never be added, so a typo or an over-generous policy file cannot
 reopen the holes the allowlist exists to close.
 """
@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_BYTES = 10 * 1024
-DEFAULT_MAX_SERIES_ROWS = 1_000_000
 DEFAULT_SCHEMA = "omop"
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -97,20 +96,16 @@ class QueryPolicy:
     """The tunable part of the query policy (immutable; build a new one to change it).
 
     ``max_bytes`` caps the UTF-8 size of the query text; ``extra_allowed_functions`` adds lowercase names to
-    the function allowlist; ``schema`` is the only schema tables may come from; ``max_series_rows`` bounds
-    how many rows one ``generate_series`` call may produce.
+    the function allowlist; ``schema`` is the only schema tables may come from.
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
     extra_allowed_functions: frozenset[str] = field(default_factory=frozenset)
     schema: str = DEFAULT_SCHEMA
-    max_series_rows: int = DEFAULT_MAX_SERIES_ROWS
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_bytes, int) or self.max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
-        if not isinstance(self.max_series_rows, int) or self.max_series_rows < 1:
-            raise ValueError("max_series_rows must be a positive integer")
         if not _NAME.fullmatch(self.schema) or self.schema.startswith("pg_"):
             raise ValueError(f"schema must be a plain lowercase identifier, not {self.schema!r}")
         names = frozenset(self.extra_allowed_functions)

@@ -29,6 +29,7 @@ from sqlglot.tokenizer_core import TokenType
 from omop.sql_policy.checks import ScopedChecker, reject_statement_kinds
 from omop.sql_policy.columns import check_person_id_lineage, output_columns
 from omop.sql_policy.errors import QueryRejected
+from omop.sql_policy.person_local import LocalityAnalyser
 from omop.sql_policy.policy import DEFAULT_POLICY, QueryPolicy
 
 DIALECT = "postgres"
@@ -95,8 +96,9 @@ def _check_tree(tree: exp.Expr, policy: QueryPolicy) -> ValidatedQuery:
     root = _query_root(tree)
     ScopedChecker(policy).visit(root, frozenset())
     check_person_id_lineage(root)
-    columns = output_columns(root)
     _canonicalise(root)
+    LocalityAnalyser(policy.schema).check_cohort(root)
+    columns = output_columns(root)
     return ValidatedQuery(sql=root.sql(dialect=DIALECT, comments=False), output_columns=columns, ast=root)
 
 
