@@ -32,7 +32,7 @@ WITH ranked AS (
 )
 SELECT
     p.person_id,
-    CAST(EXTRACT(YEAR FROM CURRENT_DATE) AS INTEGER) - p.year_of_birth AS age,
+    EXTRACT(YEAR FROM CURRENT_DATE) - p.year_of_birth AS age,
     MAX(r.value_as_number) FILTER (WHERE r.measurement_concept_id = 3038553) AS bmi,
     MAX(r.value_as_number) FILTER (WHERE r.measurement_concept_id = 3004249) AS systolic_bp,
     MAX(r.value_as_number) FILTER (WHERE r.measurement_concept_id = 3012888) AS diastolic_bp,

@@ -99,6 +99,10 @@ _ERROR_PRONE = {
     "MakeInterval": "make_interval() can overflow; write INTERVAL '...'",
     "PercentileCont": "percentile_cont() converts to double precision, which can overflow; use percentile_disc",
     "ArrayAgg": "arrays are not part of the cohort language; use string_agg or count",
+    "StringToArray": "arrays are not part of the cohort language",
+    "ArrayPosition": "arrays are not part of the cohort language",
+    "ArraySize": "arrays are not part of the cohort language",
+    "ArrayToString": "arrays are not part of the cohort language",
     "Bracket": "array subscripts are not part of the cohort language",
     "JustifyDays": "justify_* can overflow intervals",
     "JustifyHours": "justify_* can overflow intervals",
@@ -389,6 +393,8 @@ class ExpressionChecker:
         if handler is not None:
             result: Field = handler(node, scope)
             return result
+        if isinstance(node, exp.Func) and self.trust_allowed(node):
+            return self.trust_function(node, scope)
         reason = _ERROR_PRONE.get(type(node).__name__)
         if reason is not None:
             raise _reject("error_prone_function", reason)
@@ -396,6 +402,13 @@ class ExpressionChecker:
             "forbidden_function" if isinstance(node, exp.Func) else "unsupported_syntax",
             f"{_shown(node)} is not part of the cohort language",
         )
+
+    def e_Explode(self, node: exp.Expression, scope: Scope) -> Field:
+        raise _reject("generated_rows", "unnest makes rows out of arrays and is not allowed")
+
+    e_Unnest = e_Explode
+    e_GenerateSeries = e_Explode
+    e_ExplodingGenerateSeries = e_Explode
 
     # leaves
     def e_Column(self, node: exp.Column, scope: Scope) -> Field:
@@ -645,7 +658,9 @@ class ExpressionChecker:
         """Numbers: integer arithmetic in numeric (no overflow), division and modulo by zero give NULL."""
         kind = type(node)
         nonzero = literal_number(node.expression) not in (None, 0)
-        if constant:
+        # only literals are folded by the planner; any other constant (now(), EXTRACT(... CURRENT_DATE))
+        # is evaluated when a row reaches it, so it must be total like data
+        if literal_number(node.this) is not None and literal_number(node.expression) is not None:
             if kind in (exp.Div, exp.Mod) and not nonzero and not _is_zero_guard(node.expression):
                 node.set("expression", exp.Nullif(this=node.expression, expression=exp.Literal.number(0)))
             both_int = a.type is SqlType.INT and b.type is SqlType.INT
@@ -655,7 +670,7 @@ class ExpressionChecker:
             for key in ("this", "expression"):
                 operand = node.args[key]
                 inner = operand.this if _is_zero_guard(operand) else operand
-                if _cast_target(inner) is not exp.DataType.Type.BIGINT and literal_int(inner) is None:
+                if _cast_target(inner) is not exp.DataType.Type.BIGINT and literal_number(inner) is None:
                     inner = _cast(inner, "BIGINT")
                 if key == "expression" and nonzero:
                     operand = inner
@@ -671,7 +686,7 @@ class ExpressionChecker:
             operand = node.args[key]
             guarded = key == "expression" and kind in (exp.Div, exp.Mod) and not nonzero
             inner = operand.this if guarded and _is_zero_guard(operand) else operand
-            if f.type is not SqlType.NUMERIC and not f.constant:
+            if f.type is not SqlType.NUMERIC and literal_number(inner) is None:
                 inner = _cast(inner, "DECIMAL")
             elif f.type is SqlType.FLOAT:
                 inner = _cast(inner, "DECIMAL")
@@ -705,7 +720,7 @@ class ExpressionChecker:
 
     def e_Neg(self, node: exp.Neg, scope: Scope) -> Field:
         f = self.value(node.this, scope)
-        if f.constant:
+        if literal_number(node.this) is not None:
             return Field(f.type, constant=True)
         if f.type in (SqlType.INT, SqlType.FLOAT):
             node.set("this", _cast(node.this, "DECIMAL"))
@@ -731,9 +746,9 @@ class ExpressionChecker:
         target = to.this
         T = exp.DataType.Type
         has_params = bool(to.expressions)
-        literal = source.type in (SqlType.UNKNOWN, SqlType.NULL) or (
-            source.constant and isinstance(strip_parens(node.this), exp.Literal)
-        )
+        # a bare literal is converted when the query is parsed, so a bad one fails for every row alike;
+        # anything else (even a CASE of literals) is converted row by row and must not be able to fail
+        literal = isinstance(strip_parens(node.this), (exp.Literal, exp.Null)) or literal_number(node.this) is not None
         if source.opaque:
             if target in (T.BIGINT, T.TEXT, T.VARCHAR) and not has_params:
                 return Field(SqlType.INT if target is T.BIGINT else SqlType.TEXT, source.role, source.event)
@@ -744,6 +759,8 @@ class ExpressionChecker:
         if literal:
             return Field(result, constant=True)
         safe = _SAFE_CASTS.get(result, frozenset())
+        if source.type is SqlType.UNKNOWN and result is not SqlType.TEXT:
+            raise _reject("unsafe_cast", f"{_shown(node)}: text computed by the query cannot be cast safely")
         if source.type not in safe or (has_params and result is not SqlType.TEXT):
             raise _reject(
                 "unsafe_cast",
@@ -819,6 +836,21 @@ class ExpressionChecker:
                 "opaque_identifier", f"{_shown(node)}: identifiers may only be matched against identifiers"
             )
         return Field(SqlType.BOOL)
+
+    # functions a trust added to its allowlist: vouched for by its governance team as total and local
+    def trust_allowed(self, node: exp.Expression) -> bool:
+        extra = self.analyser.extra_functions
+        if isinstance(node, exp.Anonymous):
+            name = pg_name(node.this) if isinstance(node.this, exp.Identifier) else str(node.this).lower()
+            return name in extra
+        return any(name.lower() in extra for name in type(node).sql_names())
+
+    def trust_function(self, node: exp.Expression, scope: Scope) -> Field:
+        for value in node.args.values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, exp.Expression):
+                    self.value(item, scope)
+        return Field(SqlType.OTHER)
 
     # aggregates and windows
     def _aggregate_seen(self, node: exp.Expression, scope: Scope) -> None:
@@ -1145,6 +1177,8 @@ class ExpressionChecker:
         args = list(node.expressions)
         if name in _ERROR_PRONE_ANONYMOUS:
             raise _reject("error_prone_function", _ERROR_PRONE_ANONYMOUS[name])
+        if self.trust_allowed(node):
+            return self.trust_function(node, scope)
         if name == "age" and 1 <= len(args) <= 2:
             for arg in args:
                 if self.value(arg, scope).type not in (SqlType.DATE, SqlType.TIMESTAMP, SqlType.UNKNOWN):

@@ -41,6 +41,7 @@ from omop.sql_policy.catalog import (
 )
 from omop.sql_policy.errors import QueryRejected
 from omop.sql_policy.names import pg_name
+from omop.sql_policy.policy import QueryPolicy
 
 
 class Role(enum.Enum):
@@ -164,10 +165,11 @@ class ColumnRef:
 class LocalityAnalyser:
     """Walks a validated, schema-pinned tree and proves it person-local (or raises ``QueryRejected``)."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, policy: QueryPolicy) -> None:
         from omop.sql_policy.expressions import ExpressionChecker
 
-        self.schema = schema
+        self.schema = policy.schema
+        self.extra_functions = policy.extra_allowed_functions
         self.catalog = catalog()
         self.expressions = ExpressionChecker(self)
 

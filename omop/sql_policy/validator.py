@@ -9,7 +9,9 @@ Order of the checks (the first failure wins, so each hostile input has one predi
 5. a scoped walk over every node: node and function allowlists, table pinning to the policy schema, system
    catalogs, casts, literal LIMIT/OFFSET/FETCH, bounded generate_series;
 6. person_id lineage, then the cohort's output columns (person_id present, named, unique);
-7. re-emit the SQL from the pinned tree (no comments), then validate that text again: it must come out
+7. the person-local language (``person_local`` and ``expressions``): every output row is one person's,
+   identifiers are opaque, evaluation cannot fail on any value; total forms are written into the tree;
+8. re-emit the SQL from the pinned (and rewritten) tree (no comments), then validate that text again: it must come out
    unchanged, so the exact text PostgreSQL runs has itself passed every check.
 
 Any exception other than ``QueryRejected`` raised on the way is turned into ``internal_error``: the
@@ -96,9 +98,9 @@ def _check_tree(tree: exp.Expr, policy: QueryPolicy) -> ValidatedQuery:
     root = _query_root(tree)
     ScopedChecker(policy).visit(root, frozenset())
     check_person_id_lineage(root)
-    _canonicalise(root)
-    LocalityAnalyser(policy.schema).check_cohort(root)
     columns = output_columns(root)
+    _canonicalise(root)
+    LocalityAnalyser(policy).check_cohort(root)
     return ValidatedQuery(sql=root.sql(dialect=DIALECT, comments=False), output_columns=columns, ast=root)
 
 

@@ -19,7 +19,14 @@ from omop.sql_policy import (
     validate,
 )
 from omop.sql_policy.allowlist import ANONYMOUS_FUNCTIONS, FUNCTIONS
-from tests.omop.sql_corpus import ALLOWED_CALLS, ALLOWED_WINDOW_CALLS, FLIP_EXAMPLE, HOSTILE, LEGIT
+from tests.omop.sql_corpus import (
+    ALLOWED_CALLS,
+    ALLOWED_WINDOW_CALLS,
+    FLIP_EXAMPLE,
+    HOSTILE,
+    LEGIT,
+    REFUSED_CALLS,
+)
 
 
 def _code(sql: str, policy: QueryPolicy = DEFAULT_POLICY) -> str:
@@ -41,8 +48,11 @@ def test_hostile_corpus_rejected_with_expected_code(sql: str, code: str, categor
     assert _code(sql) == code
 
 
-def test_hostile_corpus_covers_every_reason_code_but_internal() -> None:
-    assert {code for _, code, _ in HOSTILE} == set(REASON_CODES) - {"internal_error"}
+def test_hostile_corpora_cover_every_reason_code_but_internal() -> None:
+    from tests.omop.person_local_corpus import PERSON_LOCAL_HOSTILE
+
+    covered = {code for _, code, _ in HOSTILE} | {code for _, code, _ in PERSON_LOCAL_HOSTILE}
+    assert covered == set(REASON_CODES) - {"internal_error"}
 
 
 @pytest.mark.parametrize(("name", "sql"), LEGIT, ids=[name for name, _ in LEGIT])
@@ -93,35 +103,40 @@ def test_cte_reference_is_not_pinned() -> None:
 
 def test_table_named_like_a_cte_outside_its_scope_is_pinned() -> None:
     sql = (
-        "SELECT s.person_id FROM (WITH c AS (SELECT person_id FROM person) SELECT c.person_id FROM c) s "
-        "JOIN c ON c.person_id = s.person_id"
+        "SELECT s.person_id FROM (WITH death AS (SELECT person_id FROM person) SELECT death.person_id "
+        "FROM death) s JOIN death ON death.person_id = s.person_id"
     )
     query = validate(sql)
-    assert "SELECT c.person_id FROM c)" in query.sql  # inside its WITH: the CTE
-    assert "JOIN omop.c ON" in query.sql  # outside: a relation in omop
+    assert "SELECT death.person_id FROM death)" in query.sql  # inside its WITH: the CTE
+    assert "JOIN omop.death ON" in query.sql  # outside: a relation in omop
 
 
 def test_non_recursive_cte_does_not_see_itself_or_later_siblings() -> None:
     query = validate(
-        "WITH a AS (SELECT person_id FROM b), b AS (SELECT person_id FROM a) SELECT a.person_id FROM a"
+        "WITH death AS (SELECT person_id FROM person), person AS (SELECT person_id FROM death) "
+        "SELECT death.person_id FROM death"
     )
-    assert "a AS (SELECT person_id FROM omop.b)" in query.sql  # b is defined later: a relation
-    assert "b AS (SELECT person_id FROM a)" in query.sql  # a is an earlier sibling: the CTE
-    query = validate("WITH a AS (SELECT person_id FROM a) SELECT a.person_id FROM a")
-    assert "a AS (SELECT person_id FROM omop.a)" in query.sql
+    assert "death AS (SELECT person_id FROM omop.person)" in query.sql  # defined later: a relation
+    assert "person AS (SELECT person_id FROM death)" in query.sql  # an earlier sibling: the CTE
+    query = validate("WITH death AS (SELECT person_id FROM death) SELECT death.person_id FROM death")
+    assert "death AS (SELECT person_id FROM omop.death)" in query.sql
 
 
-def test_recursive_cte_sees_itself_and_later_siblings() -> None:
-    query = validate(
-        "WITH RECURSIVE a AS (SELECT person_id FROM b), b AS (SELECT person_id FROM omop.person) "
-        "SELECT a.person_id FROM a"
+def test_recursive_cte_is_refused_whatever_it_does() -> None:
+    assert (
+        _code(
+            "WITH RECURSIVE a AS (SELECT person_id FROM b), b AS (SELECT person_id FROM omop.person) "
+            "SELECT a.person_id FROM a"
+        )
+        == "recursive_query"
     )
-    assert "a AS (SELECT person_id FROM b)" in query.sql
-    query = validate(
-        "WITH RECURSIVE r AS (SELECT person_id FROM omop.person UNION SELECT r.person_id FROM r) "
-        "SELECT r.person_id FROM r"
+    assert (
+        _code(
+            "WITH RECURSIVE r AS (SELECT person_id FROM omop.person UNION SELECT r.person_id FROM r) "
+            "SELECT r.person_id FROM r"
+        )
+        == "recursive_query"
     )
-    assert "SELECT r.person_id FROM r)" in query.sql
 
 
 def test_cte_is_visible_in_nested_subqueries_and_every_set_branch() -> None:
@@ -206,8 +221,8 @@ def test_re_emit_drops_comments_and_semicolon() -> None:
 
 
 def test_re_emit_normalises_string_quoting() -> None:
-    query = validate("SELECT person_id FROM omop.person WHERE person_source_value = $tag$it's$tag$")
-    assert query.sql.endswith("person_source_value = 'it''s'")
+    query = validate("SELECT person_id FROM omop.person WHERE gender_source_value = $tag$it's$tag$")
+    assert query.sql.endswith("gender_source_value = 'it''s'")
 
 
 def test_re_emit_keeps_quoted_identifiers_exact() -> None:
@@ -256,7 +271,7 @@ def test_unknown_reason_code_becomes_internal_error() -> None:
 # -- policy knobs ----------------------------------------------------------------------------------
 def test_max_bytes_counts_utf8_bytes() -> None:
     policy = QueryPolicy(max_bytes=64)
-    ok = "SELECT person_id FROM omop.person WHERE person_source_value='é'"
+    ok = "SELECT person_id FROM omop.person WHERE gender_source_value='é'"
     assert len(ok.encode()) == 64
     validate(ok, policy)
     two = ok.replace("'é'", "'éé'")
@@ -268,7 +283,7 @@ def test_extra_allowed_functions_extend_the_allowlist() -> None:
     sql = "SELECT p.person_id, to_json(p.year_of_birth) AS j FROM omop.person p"
     assert _code(sql) == "forbidden_function"
     validate(sql, QueryPolicy(extra_allowed_functions=frozenset({"to_json"})))
-    typed = "SELECT p.person_id, md5(p.person_source_value) AS h FROM omop.person p"
+    typed = "SELECT p.person_id, md5(p.gender_source_value) AS h FROM omop.person p"
     assert _code(typed) == "forbidden_function"
     validate(typed, QueryPolicy(extra_allowed_functions=frozenset({"md5"})))
 
@@ -300,21 +315,18 @@ def test_dangerous_or_malformed_extra_functions_are_refused(name: str) -> None:
         QueryPolicy(extra_allowed_functions=frozenset({name}))
 
 
-def test_series_limit_is_configurable() -> None:
-    sql = "SELECT p.person_id, g.n AS n FROM omop.person p, generate_series(1, 50) AS g(n)"
-    validate(sql, QueryPolicy(max_series_rows=50))
-    assert _code(sql, QueryPolicy(max_series_rows=49)) == "unbounded_series"
-    monthly = (
-        "SELECT p.person_id, g.m AS m FROM omop.person p, "
-        "generate_series(DATE '2000-01-01', DATE '2009-12-01', INTERVAL '1 month') AS g(m)"
-    )
-    validate(monthly, QueryPolicy(max_series_rows=130))  # at most 130 rows with 28-day months
-    assert _code(monthly, QueryPolicy(max_series_rows=100)) == "unbounded_series"
+def test_extra_functions_still_cannot_touch_identifiers() -> None:
+    policy = QueryPolicy(extra_allowed_functions=frozenset({"md5"}))
+    sql = "SELECT p.person_id, md5(p.person_source_value) AS h FROM omop.person p"
+    assert _code(sql, policy) == "opaque_identifier"
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"max_bytes": 0}, {"max_series_rows": 0}, {"schema": "Omop"}, {"schema": "pg_x"}]
-)
+def test_generate_series_is_refused_even_when_small() -> None:
+    sql = "SELECT p.person_id, g.n AS n FROM omop.person p, generate_series(1, 2) AS g(n)"
+    assert _code(sql) == "generated_rows"
+
+
+@pytest.mark.parametrize("kwargs", [{"max_bytes": 0}, {"schema": "Omop"}, {"schema": "pg_x"}])
 def test_invalid_policy_values_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         QueryPolicy(**kwargs)  # type: ignore[arg-type]
@@ -332,9 +344,17 @@ def test_documented_functions_are_allowed(call: str) -> None:
     validate(f"SELECT p.person_id, {call} AS v FROM omop.person p GROUP BY p.person_id")
 
 
+@pytest.mark.parametrize(("call", "code"), sorted(REFUSED_CALLS.items()))
+def test_documented_refused_functions_are_refused_with_their_reason(call: str, code: str) -> None:
+    assert _code(f"SELECT p.person_id, {call} AS v FROM omop.person p GROUP BY p.person_id") == code
+
+
 @pytest.mark.parametrize("call", ALLOWED_WINDOW_CALLS)
 def test_documented_window_functions_are_allowed(call: str) -> None:
-    validate(f"SELECT p.person_id, {call} OVER (ORDER BY p.person_id) AS v FROM omop.person p")
+    validate(
+        f"SELECT p.person_id, {call} OVER (PARTITION BY p.person_id ORDER BY p.year_of_birth) AS v "
+        "FROM omop.person p"
+    )
 
 
 def test_allowlists_are_not_empty_and_exclude_dangerous_names() -> None:
