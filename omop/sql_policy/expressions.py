@@ -25,6 +25,7 @@ The domain these guarantees assume is documented in ``docs/query-policy.md``: da
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,10 @@ MAX_INTERVAL_YEARS = 10_000
 MAX_LITERAL_EXPONENT = 30
 MAX_LITERAL_DIGITS = 38
 MAX_PAD_LENGTH = 1000
+MAX_LITERAL_YEAR = 10_000
+MAX_PATTERN_LENGTH = 256
+MAX_PATTERN_BRANCHES = 32
+MAX_REPLACEMENT_LENGTH = 8
 
 _DATE_FIELDS = frozenset(
     {"year", "month", "day", "dow", "doy", "isodow", "isoyear", "quarter", "week", "decade", "century",
@@ -216,6 +221,12 @@ def interval_years(text: str) -> float | None:
 def check_regex(pattern: str) -> None:
     """Accept only a small, engine-neutral regular-expression subset that cannot fail or explode."""
     problem = "use letters, digits, '.', character classes [...], groups (...), '|', '^', '$', '*', '+', '?'"
+    if len(pattern) > MAX_PATTERN_LENGTH or pattern.count("(") + pattern.count("|") > MAX_PATTERN_BRANCHES:
+        raise _reject(
+            "invalid_pattern",
+            f"regular expressions are limited to {MAX_PATTERN_LENGTH} characters and "
+            f"{MAX_PATTERN_BRANCHES} groups or alternatives",
+        )
     depth, position, previous_quantifiable = 0, 0, False
     while position < len(pattern):
         char = pattern[position]
@@ -352,6 +363,14 @@ class ExpressionChecker:
             raise _reject("non_literal_limit", f"{type(clause).__name__.upper()} must be a non-negative integer literal")
         return value
 
+    def has_outer_columns(self, node: exp.Expression, scope: Scope) -> bool:
+        for child in walk_own_scope(node):
+            if isinstance(child, exp.Column) and not isinstance(child.this, exp.Star):
+                ref = self.analyser.resolve(child, scope)
+                if ref is not None and ref.scope is not scope:
+                    return True
+        return False
+
     def sources_in(self, node: exp.Expression, scope: Scope) -> set[str]:
         found: set[str] = set()
         for child in walk_own_scope(node):
@@ -417,7 +436,7 @@ class ExpressionChecker:
         ref = self.analyser.resolve(node, scope)
         if ref is None:
             raise _reject("unknown_column", f"column {_shown(node)} does not exist in the tables of this query")
-        return Field(ref.field.type, ref.field.role, ref.field.event, False)
+        return replace(ref.field, constant=False)
 
     def e_Paren(self, node: exp.Paren, scope: Scope) -> Field:
         return self.expr(node.this, scope)
@@ -757,6 +776,7 @@ class ExpressionChecker:
         if result is None:
             raise _reject("forbidden_type", f"{_shown(node)}: casts to {to.sql(dialect='postgres')} are not allowed")
         if literal:
+            self.literal_value(strip_parens(node.this), result)
             return Field(result, constant=True)
         safe = _SAFE_CASTS.get(result, frozenset())
         if source.type is SqlType.UNKNOWN and result is not SqlType.TEXT:
@@ -773,6 +793,23 @@ class ExpressionChecker:
                 "unsafe_cast", f"{_shown(node)}: narrowing integer casts can overflow; cast to bigint or numeric"
             )
         return Field(result, constant=source.constant)
+
+    def literal_value(self, node: exp.Expression, result: SqlType) -> None:
+        """Literal dates and intervals stay in the range where date arithmetic cannot overflow."""
+        text = literal_string(node)
+        if text is None:
+            return
+        if result is SqlType.INTERVAL:
+            years = interval_years(text)
+            if years is None or years > MAX_INTERVAL_YEARS:
+                raise _reject(
+                    "literal_out_of_range",
+                    f"interval {text!r}: write a literal such as '30 days' of at most {MAX_INTERVAL_YEARS} years",
+                )
+        if result in (SqlType.DATE, SqlType.TIMESTAMP):
+            match = re.match(r"\s*(\d+)", text)
+            if match is not None and int(match.group(1)) > MAX_LITERAL_YEAR:
+                raise _reject("literal_out_of_range", f"date {text!r} is beyond the year {MAX_LITERAL_YEAR}")
 
     # subqueries
     def subquery(self, query: exp.Expression, scope: Scope) -> Relation:
@@ -854,6 +891,19 @@ class ExpressionChecker:
 
     # aggregates and windows
     def _aggregate_seen(self, node: exp.Expression, scope: Scope) -> None:
+        levels = set()
+        for child in walk_own_scope(node):
+            if isinstance(child, exp.Column) and not isinstance(child.this, exp.Star):
+                ref = self.analyser.resolve(child, scope)
+                if ref is not None:
+                    levels.add(ref.scope is scope)
+        if levels == {False}:
+            # PostgreSQL computes an aggregate of outer columns in the outer query, over all its rows
+            raise _reject(
+                "cross_person_aggregate",
+                f"{_shown(node)} aggregates only columns of an enclosing query; aggregate in that query "
+                "(grouped by person_id) instead",
+            )
         if not self._in_window:
             scope.aggregates.append(node)
 
@@ -1070,7 +1120,15 @@ class ExpressionChecker:
         return Field(SqlType.TEXT)
 
     def e_Replace(self, node: exp.Expression, scope: Scope) -> Field:
-        return self._literal_args(node, scope, "expression", "replacement")
+        field = self._literal_args(node, scope, "expression", "replacement")
+        old = literal_string(node.args.get("expression")) or ""
+        new = literal_string(node.args.get("replacement")) or ""
+        if len(new) > max(len(old), MAX_REPLACEMENT_LENGTH):
+            raise _reject(
+                "literal_out_of_range",
+                f"replace() may not grow text by more than {MAX_REPLACEMENT_LENGTH} characters per match",
+            )
+        return field
 
     def e_Translate(self, node: exp.Expression, scope: Scope) -> Field:
         return self._literal_args(node, scope, "from_", "to", "from", "expression")
@@ -1122,8 +1180,12 @@ class ExpressionChecker:
             raise _reject("invalid_pattern", "regular expressions must be string literals")
         check_regex(pattern)
         replacement = node.args.get("replacement")
-        if replacement is None or literal_string(replacement) is None:
-            raise _reject("invalid_pattern", "regexp_replace needs a string literal replacement")
+        text = literal_string(replacement) if replacement is not None else None
+        if text is None or len(text) > MAX_REPLACEMENT_LENGTH:
+            raise _reject(
+                "invalid_pattern",
+                f"regexp_replace needs a string literal replacement of at most {MAX_REPLACEMENT_LENGTH} characters",
+            )
         modifiers = node.args.get("modifiers")
         if modifiers is not None and (literal_string(modifiers) or "x") not in ("g", "i", "gi", "ig"):
             raise _reject("invalid_pattern", "regexp_replace flags may be 'g', 'i' or 'gi'")

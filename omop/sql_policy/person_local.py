@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -59,6 +59,7 @@ class Field:
     role: Role = Role.VALUE
     event: str | None = None  # for identifiers: the person table whose rows it identifies
     constant: bool = False  # no column reference and no subquery: the same for every row
+    nullable: bool = False  # a person key that may be NULL (from the outer side of a LEFT JOIN)
 
     @property
     def opaque(self) -> bool:
@@ -82,6 +83,8 @@ class Source:
     columns: dict[str, Field]
     lookup_key: str | None = None
     anchored: bool = False
+    nullable: bool = False  # the right side of a LEFT JOIN: its columns may all be NULL
+    lateral: bool = False  # a LATERAL subquery: its link to the other FROM items is inside it
 
     @property
     def person_keys(self) -> list[str]:
@@ -408,6 +411,8 @@ class LocalityAnalyser:
                 columns[name] = f
         if relation.person:
             return Source(alias, SourceKind.PERSON, columns)
+        if relation.bound:
+            return Source(alias, SourceKind.BOUND, {n: _unkeyed(f) for n, f in columns.items()})
         if relation.person_data:
             raise QueryRejected(
                 "cross_person_subquery", f"subquery {alias!r} over person data is not keyed by person_id"
@@ -423,14 +428,14 @@ class LocalityAnalyser:
         relation = _renamed(self.query(inner.this, scope, ctes), alias_node)
         columns = {name: _unkeyed(f) for name, f in relation.columns if name is not None}
         if relation.bound:
-            return Source(alias, SourceKind.BOUND, columns)
+            return Source(alias, SourceKind.BOUND, columns, lateral=True)
         if relation.person_data:
             raise QueryRejected(
                 "cross_person_subquery",
                 f"LATERAL subquery {alias!r} reads person data without being correlated on person_id "
                 f"(add WHERE x.person_id = <outer>.person_id)",
             )
-        return Source(alias, SourceKind.REFERENCE, columns)
+        return Source(alias, SourceKind.REFERENCE, columns, lateral=True)
 
     def join(self, scope: Scope, join: exp.Join, ctes: dict[str, Relation]) -> None:
         side = str(join.args.get("side") or "").upper()
@@ -445,6 +450,7 @@ class LocalityAnalyser:
         if kind not in ("", "INNER", "CROSS", "OUTER"):
             raise QueryRejected("unsupported_join", f"{kind} JOIN is not supported")
         source = self.add_source(scope, join.this, ctes)
+        source.nullable = side == "LEFT"
         using = join.args.get("using")
         if using:
             for ident in using:
@@ -597,29 +603,36 @@ class LocalityAnalyser:
     def reference_join(
         self, scope: Scope, source: Source, joined: list[tuple[exp.Expression, str | None]]
     ) -> None:
-        """A reference table may meet person rows only through an equality, so its fan-out stays bounded."""
-        if not scope.has_person_data():
-            return
+        """Reference data meets other rows only through an equality, so the rows it adds stay bounded.
+
+        Without it, one person's value could decide how many vocabulary rows join (``c.concept_id <
+        p.year_of_birth``), which is a count carrying that value and a cost one person controls; a
+        cross join of vocabulary tables is refused for the cost alone.
+        """
+        if source.lateral:
+            return  # a LATERAL subquery is linked inside itself, where this rule applied too
+        checker = self.expressions
         linking = []
         for term, _ in joined:
-            refs = self.expressions.sources_in(term, scope)
-            if source.alias in refs and any(
-                scope.sources[r].kind is not SourceKind.REFERENCE for r in refs if r in scope.sources
-            ):
+            refs = checker.sources_in(term, scope)
+            if source.alias in refs and (refs - {source.alias} or checker.has_outer_columns(term, scope)):
                 linking.append(term)
-        if not linking:
+        if not linking and len(scope.sources) == 1:
             return
         for term in linking:
             term = strip_parens(term)
-            if isinstance(term, exp.EQ):
-                sides = [self.expressions.sources_in(side, scope) for side in (term.this, term.expression)]
-                if any(sides[i] == {source.alias} and source.alias not in sides[1 - i] for i in (0, 1)):
+            if not isinstance(term, exp.EQ):
+                continue
+            sides = [(checker.sources_in(x, scope), x) for x in (term.this, term.expression)]
+            for (mine, _), (other, other_node) in (sides, sides[::-1]):
+                linked = bool(other - {source.alias}) or checker.has_outer_columns(other_node, scope)
+                if mine == {source.alias} and source.alias not in other and linked:
                     return
         raise QueryRejected(
             "reference_join",
-            f"vocabulary table {source.alias!r} is joined to person data without an equality (e.g. ON "
+            f"vocabulary table {source.alias!r} must be joined by an equality (e.g. ON "
             f"{source.alias}.concept_id = x.condition_concept_id): the number of rows it adds must not "
-            "depend on a person's values",
+            "depend on a person's values, and vocabulary tables are not cross-joined",
         )
 
     # -- resolving columns ---------------------------------------------------------------------------------
@@ -637,6 +650,7 @@ class LocalityAnalyser:
                         raise QueryRejected(
                             "unknown_column", f"column {qualifier}.{name} does not exist"
                         )
+                    f = replace(f, nullable=True) if source.nullable else f
                     return ColumnRef(current, qualifier, f if current is scope else _outer(f))
             else:
                 matches = [s for s in current.sources.values() if name in s.columns]
@@ -651,6 +665,7 @@ class LocalityAnalyser:
                         )
                 if matches:
                     f = matches[0].columns[name]
+                    f = replace(f, nullable=True) if matches[0].nullable else f
                     return ColumnRef(current, matches[0].alias, f if current is scope else _outer(f))
             current = current.parent
         return None
@@ -680,7 +695,13 @@ class LocalityAnalyser:
                     )
                 keys.append(self.expressions.key_expression(item, scope, aliases))
         aggregated = bool(scope.aggregates) or isinstance(group, exp.Group) or scope.select.args.get("having")
-        if aggregated and scope.free and not any(f.role is Role.PERSON_KEY for f in keys):
+        if aggregated and scope.free and any(f.role is Role.PERSON_KEY and f.nullable for f in keys):
+            raise QueryRejected(
+                "cross_person_aggregate",
+                "GROUP BY a person_id from the outer side of a LEFT JOIN puts every unmatched person in one "
+                "NULL group; group by the person_id of the table you join from",
+            )
+        if aggregated and scope.free and not any(_sound_key(f) for f in keys):
             raise QueryRejected(
                 "cross_person_aggregate",
                 "aggregates over person data must be grouped by the person key (GROUP BY x.person_id) "
@@ -696,7 +717,7 @@ class LocalityAnalyser:
             return  # plain DISTINCT: rows carry the person key (checked on the output), so persons never merge
         items = on.expressions if isinstance(on, exp.Tuple) else [on]
         keys = [self.expressions.key_expression(item, scope, aliases) for item in items]
-        if scope.free and not any(f.role is Role.PERSON_KEY for f in keys):
+        if scope.free and not any(_sound_key(f) for f in keys):
             raise QueryRejected(
                 "cross_person_row_choice",
                 "DISTINCT ON picks rows across persons unless person_id is one of its expressions",
@@ -717,12 +738,17 @@ class LocalityAnalyser:
                     raise QueryRejected("unsupported_syntax", f"window {pg_name(reference)!r} is not defined")
                 partition += list(base.args.get("partition_by") or [])
             fields = [self.expressions.key_expression(p, scope, {}) for p in partition]
-            if scope.free and not any(f.role is Role.PERSON_KEY for f in fields):
+            if scope.free and not any(_sound_key(f) for f in fields):
                 raise QueryRejected(
                     "cross_person_window",
                     "window functions over person data must be partitioned by the person key "
                     "(OVER (PARTITION BY x.person_id ...))",
                 )
+
+
+def _sound_key(f: Field) -> bool:
+    """A person key that groups one person's rows: not NULL-extended, where NULL would merge persons."""
+    return f.role is Role.PERSON_KEY and not f.nullable
 
 
 def _catalog_source(entry: CatalogTable, alias: str) -> Source:
