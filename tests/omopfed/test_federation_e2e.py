@@ -76,6 +76,22 @@ def test_result_and_status_read_the_store(deployment: Deployment) -> None:
     [
         (["--sql", "DELETE FROM person"], "rejected at the hub"),
         (["--sql", "SELECT year_of_birth FROM person"], "person_id"),
+        (["--sql", "SELECT p.person_id FROM persn p"], "table 'persn' does not exist"),
+        (
+            ["--sql", "SELECT p.person_id, p.yaer_of_birth AS y FROM person p"],
+            "p.yaer_of_birth does not exist",
+        ),
+        (
+            [
+                "--sql",
+                "SELECT p.person_id, CASE WHEN p.person_id = 1234 THEN p.year_of_birth END AS v FROM person p",
+            ],
+            "(opaque_identifier)",
+        ),
+        (
+            ["--sql", "SELECT p.person_id FROM person p ORDER BY p.year_of_birth LIMIT 10"],
+            "(cross_person_row_choice)",
+        ),
         (["--sql", ALL_SQL, "--trusts", "t1,nosuch"], "unknown trust"),
         (["--sql", ALL_SQL, "--trusts", ","], "empty"),
         (["--sql", ALL_SQL, "--trusts", "Bad Id"], "invalid trust id"),
