@@ -39,7 +39,11 @@ REFERENCE_TABLES: frozenset[str] = frozenset(
 )
 
 #: Non-person tables reachable only by their key from a person's row: table -> key column.
-LOOKUP_TABLES: dict[str, str] = {"care_site": "care_site_id", "location": "location_id", "provider": "provider_id"}
+LOOKUP_TABLES: dict[str, str] = {
+    "care_site": "care_site_id",
+    "location": "location_id",
+    "provider": "provider_id",
+}
 
 #: Identifier columns that do not end in ``_id`` (hospital numbers, DICOM and file references).
 _TEXT_IDENTIFIERS = frozenset(

@@ -23,9 +23,9 @@ from omop.sql_policy.allowlist import (
     UTILITY,
 )
 from omop.sql_policy.errors import QueryRejected
+from omop.sql_policy.expressions import literal_int
 from omop.sql_policy.names import is_system_relation, is_system_schema, pg_name
 from omop.sql_policy.policy import QueryPolicy
-from omop.sql_policy.expressions import literal_int
 
 #: SQL keywords PostgreSQL evaluates as functions without parentheses (server/session identity).
 KEYWORD_FUNCTIONS = frozenset(

@@ -10,7 +10,7 @@ Three rules, checked on every expression of a cohort query:
   never say something about one person. Operations that could raise are rewritten to total forms with the
   same meaning wherever the original does not fail (division and modulo by zero give NULL; integer
   arithmetic runs in ``numeric``, which does not overflow; day offsets added to dates are clamped to
-  ±10,000 years), or refused (casts that can fail, non-literal or invalid patterns, domain-restricted
+  ±1,000 years), or refused (casts that can fail, non-literal or invalid patterns, domain-restricted
   maths, dates built from data, scalar subqueries that may return several rows). Literal arguments that
   PostgreSQL would check only when a row reaches them (LIKE and regex patterns, date fields, percentiles)
   are checked here instead.
@@ -19,7 +19,7 @@ Three rules, checked on every expression of a cohort query:
   operations is capped, which also bounds the size of any ``numeric`` value the query can build.
 
 The domain these guarantees assume is documented in ``docs/query-policy.md``: dates and timestamps between
-4713 BC and 100,000 AD and numeric values below 10^100 in magnitude, which holds for any CDM.
+the years 1 and 100,000 and numeric values below 10^100 in magnitude, which holds for any CDM.
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ if TYPE_CHECKING:
 
 #: Arithmetic operations on data per query: keeps every ``numeric`` value far below PostgreSQL's limit.
 MAX_ARITHMETIC = 256
-#: Largest day offset that may be added to a date (about 10,000 years).
-MAX_DAY_OFFSET = 3_650_000
-MAX_INTERVAL_YEARS = 10_000
+#: How far date arithmetic may move a date, in total: the CDM's dates lie between the years 1 and
+#: 100,000, and PostgreSQL's dates and timestamps end at 4713 BC and 294,276 AD, so 1,000 years either
+#: way can never leave the range (an error there would depend on the date).
+MAX_INTERVAL_YEARS = 1_000
+#: Largest day offset that may be added to a date: a column's value is clamped to it.
+MAX_DAY_OFFSET = 365_250
 MAX_LITERAL_EXPONENT = 30
 MAX_LITERAL_DIGITS = 38
 MAX_PAD_LENGTH = 1000
@@ -63,19 +66,61 @@ MAX_PATTERN_BRANCHES = 32
 MAX_REPLACEMENT_LENGTH = 8
 
 _DATE_FIELDS = frozenset(
-    {"year", "month", "day", "dow", "doy", "isodow", "isoyear", "quarter", "week", "decade", "century",
-     "millennium", "epoch", "julian"}
+    {
+        "year",
+        "month",
+        "day",
+        "dow",
+        "doy",
+        "isodow",
+        "isoyear",
+        "quarter",
+        "week",
+        "decade",
+        "century",
+        "millennium",
+        "epoch",
+        "julian",
+    }
 )
 _TIME_FIELDS = frozenset({"hour", "minute", "second", "milliseconds", "microseconds"})
 _TRUNC_UNITS = frozenset(
-    {"microseconds", "milliseconds", "second", "minute", "hour", "day", "week", "month", "quarter", "year",
-     "decade", "century", "millennium"}
+    {
+        "microseconds",
+        "milliseconds",
+        "second",
+        "minute",
+        "hour",
+        "day",
+        "week",
+        "month",
+        "quarter",
+        "year",
+        "decade",
+        "century",
+        "millennium",
+    }
 )
 _INTERVAL_UNITS = {
-    "year": 1.0, "years": 1.0, "mon": 1 / 12, "mons": 1 / 12, "month": 1 / 12, "months": 1 / 12,
-    "week": 7 / 365, "weeks": 7 / 365, "day": 1 / 365, "days": 1 / 365, "hour": 1 / 8760,
-    "hours": 1 / 8760, "minute": 1 / 525600, "minutes": 1 / 525600, "min": 1 / 525600,
-    "mins": 1 / 525600, "second": 1 / 31536000, "seconds": 1 / 31536000, "sec": 1 / 31536000,
+    "year": 1.0,
+    "years": 1.0,
+    "mon": 1 / 12,
+    "mons": 1 / 12,
+    "month": 1 / 12,
+    "months": 1 / 12,
+    "week": 7 / 365,
+    "weeks": 7 / 365,
+    "day": 1 / 365,
+    "days": 1 / 365,
+    "hour": 1 / 8760,
+    "hours": 1 / 8760,
+    "minute": 1 / 525600,
+    "minutes": 1 / 525600,
+    "min": 1 / 525600,
+    "mins": 1 / 525600,
+    "second": 1 / 31536000,
+    "seconds": 1 / 31536000,
+    "sec": 1 / 31536000,
     "secs": 1 / 31536000,
 }
 _INTERVAL_PART = re.compile(r"\s*([+-]?\d{1,9}(?:\.\d{1,6})?)\s*([a-z]+)")
@@ -102,7 +147,8 @@ _ERROR_PRONE = {
     "TimestampFromParts": "make_timestamp() fails on out-of-range parts; write TIMESTAMP '...'",
     "TimeFromParts": "make_time() fails on out-of-range parts",
     "MakeInterval": "make_interval() can overflow; write INTERVAL '...'",
-    "PercentileCont": "percentile_cont() converts to double precision, which can overflow; use percentile_disc",
+    "PercentileCont": "percentile_cont() converts to double precision, which can overflow; "
+    "use percentile_disc",
     "ArrayAgg": "arrays are not part of the cohort language; use string_agg or count",
     "StringToArray": "arrays are not part of the cohort language",
     "ArrayPosition": "arrays are not part of the cohort language",
@@ -127,8 +173,19 @@ _ERROR_PRONE_ANONYMOUS = {
 }
 
 _AGGREGATES = (
-    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Stddev, exp.StddevSamp, exp.StddevPop,
-    exp.Variance, exp.VariancePop, exp.LogicalAnd, exp.LogicalOr, exp.GroupConcat,
+    exp.Count,
+    exp.Sum,
+    exp.Avg,
+    exp.Min,
+    exp.Max,
+    exp.Stddev,
+    exp.StddevSamp,
+    exp.StddevPop,
+    exp.Variance,
+    exp.VariancePop,
+    exp.LogicalAnd,
+    exp.LogicalOr,
+    exp.GroupConcat,
 )
 _STATISTICS = (exp.Sum, exp.Avg, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop)
 _RANKING = (exp.RowNumber, exp.Rank, exp.DenseRank)
@@ -158,8 +215,9 @@ def _is_zero_guard(node: exp.Expression) -> bool:
     return isinstance(zero, exp.Literal) and not zero.is_string and str(zero.this) == "0"
 
 
-def _cast_target(node: exp.Expression) -> exp.DataType.Type | None:
-    node = strip_parens(node)
+def _cast_target(node: exp.Expression | None) -> object:
+    """The type a cast converts to (a ``DataType.Type``), or None when ``node`` is not a cast."""
+    node = strip_parens(node) if node is not None else None
     if isinstance(node, exp.Cast):
         to = node.args.get("to")
         if isinstance(to, exp.DataType):
@@ -303,7 +361,8 @@ class ExpressionChecker:
         if self.arithmetic > MAX_ARITHMETIC:
             raise _reject(
                 "too_complex",
-                f"the query has {self.arithmetic} arithmetic operations on data; the limit is {MAX_ARITHMETIC}",
+                f"the query has {self.arithmetic} arithmetic operations on data; "
+                f"the limit is {MAX_ARITHMETIC}",
             )
 
     # -- entry points used by the scope analysis -----------------------------------------------------------
@@ -314,7 +373,9 @@ class ExpressionChecker:
         from omop.sql_policy.columns import projection_name
 
         inner = item.this if isinstance(item, exp.Alias) else item
-        if isinstance(inner, exp.Star) or (isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star)):
+        if isinstance(inner, exp.Star) or (
+            isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star)
+        ):
             if isinstance(item, exp.Alias):
                 raise _reject("unsupported_syntax", "a * cannot be renamed")
             qualifier = pg_name(inner.args.get("table")) if isinstance(inner, exp.Column) else None
@@ -328,9 +389,7 @@ class ExpressionChecker:
         f = self.plain_or_value(inner, scope)
         return [(projection_name(item), f)]
 
-    def key_expression(
-        self, item: exp.Expression, scope: Scope, aliases: dict[str, Field]
-    ) -> Field:
+    def key_expression(self, item: exp.Expression, scope: Scope, aliases: dict[str, Field]) -> Field:
         """A GROUP BY, DISTINCT ON or PARTITION BY item: identifiers allowed as plain columns."""
         position = literal_int(item)
         if position is not None:
@@ -348,10 +407,13 @@ class ExpressionChecker:
         self.key_expression(target, scope, aliases)
 
     def literal_count(self, clause: exp.Expression) -> int:
-        value = literal_int(clause.args.get("count") if isinstance(clause, exp.Fetch) else clause.args.get("expression"))
+        value = literal_int(
+            clause.args.get("count") if isinstance(clause, exp.Fetch) else clause.args.get("expression")
+        )
         options = clause.args.get("limit_options")
         extra = [
-            k for k, v in clause.args.items()
+            k
+            for k, v in clause.args.items()
             if k not in ("expression", "count", "limit_options", "direction") and v not in (None, [], False)
         ]
         if (
@@ -360,7 +422,9 @@ class ExpressionChecker:
             or extra
             or (isinstance(options, exp.Expression) and options.args.get("percent"))
         ):
-            raise _reject("non_literal_limit", f"{type(clause).__name__.upper()} must be a non-negative integer literal")
+            raise _reject(
+                "non_literal_limit", f"{type(clause).__name__.upper()} must be a non-negative integer literal"
+            )
         return value
 
     def has_outer_columns(self, node: exp.Expression, scope: Scope) -> bool:
@@ -404,7 +468,9 @@ class ExpressionChecker:
     def number(self, node: exp.Expression, scope: Scope, what: str) -> Field:
         f = self.value(node, scope)
         if f.type not in NUMBER_TYPES and f.type is not SqlType.NULL:
-            raise _reject("unsupported_operation", f"{what} needs a number, not {f.type.value} ({_shown(node)})")
+            raise _reject(
+                "unsupported_operation", f"{what} needs a number, not {f.type.value} ({_shown(node)})"
+            )
         return f
 
     def expr(self, node: exp.Expression, scope: Scope) -> Field:
@@ -432,10 +498,14 @@ class ExpressionChecker:
     # leaves
     def e_Column(self, node: exp.Column, scope: Scope) -> Field:
         if isinstance(node.this, exp.Star):
-            raise _reject("unsupported_syntax", "* is allowed only as a whole select list item or in count(*)")
+            raise _reject(
+                "unsupported_syntax", "* is allowed only as a whole select list item or in count(*)"
+            )
         ref = self.analyser.resolve(node, scope)
         if ref is None:
-            raise _reject("unknown_column", f"column {_shown(node)} does not exist in the tables of this query")
+            raise _reject(
+                "unknown_column", f"column {_shown(node)} does not exist in the tables of this query"
+            )
         return replace(ref.field, constant=False)
 
     def e_Paren(self, node: exp.Paren, scope: Scope) -> Field:
@@ -451,7 +521,8 @@ class ExpressionChecker:
         if value != 0 and (abs(value.adjusted()) > MAX_LITERAL_EXPONENT or len(digits) > MAX_LITERAL_DIGITS):
             raise _reject(
                 "literal_out_of_range",
-                f"number {node.this} is too large or too small for a cohort query (at most 1e{MAX_LITERAL_EXPONENT})",
+                f"number {node.this} is too large or too small for a cohort query "
+                f"(at most 1e{MAX_LITERAL_EXPONENT})",
             )
         is_int = str(node.this).isdigit()
         return Field(SqlType.INT if is_int else SqlType.NUMERIC, constant=True)
@@ -487,7 +558,7 @@ class ExpressionChecker:
                 f"interval {text!r}: write a literal such as INTERVAL '30 days' of at most "
                 f"{MAX_INTERVAL_YEARS} years",
             )
-        return Field(SqlType.INTERVAL, constant=True)
+        return Field(SqlType.INTERVAL, constant=True, shift=years, literal=True)
 
     # logic and comparisons
     def e_Not(self, node: exp.Not, scope: Scope) -> Field:
@@ -513,19 +584,22 @@ class ExpressionChecker:
     def _equality(self, node: exp.Expression, scope: Scope) -> Field:
         right = strip_parens(node.expression)
         if isinstance(right, (exp.Any, exp.Anonymous)) and (
-            isinstance(right, exp.Any) or (pg_name(right.this) if isinstance(right.this, exp.Identifier) else str(right.this).lower()) == "all"
+            isinstance(right, exp.Any)
+            or (pg_name(right.this) if isinstance(right.this, exp.Identifier) else str(right.this).lower())
+            == "all"
         ):
             self.value(node.this, scope)
             self.literal_array(right, scope)
             return Field(SqlType.BOOL)
         a = self.expr(node.this, scope)
         b = self.expr(node.expression, scope)
-        if isinstance(node, (exp.NullSafeEQ, exp.NullSafeNEQ)) and exp.Null in (type(node.this), type(node.expression)):
+        if isinstance(node, (exp.NullSafeEQ, exp.NullSafeNEQ)) and exp.Null in (
+            type(node.this),
+            type(node.expression),
+        ):
             return Field(SqlType.BOOL)  # IS [NOT] DISTINCT FROM NULL: a null test
         if a.opaque or b.opaque:
-            plain = all(
-                isinstance(_uncast(side), exp.Column) for side in (node.this, node.expression)
-            )
+            plain = all(isinstance(_uncast(side), exp.Column) for side in (node.this, node.expression))
             if not (a.opaque and b.opaque and plain):
                 raise _reject(
                     "opaque_identifier",
@@ -540,11 +614,17 @@ class ExpressionChecker:
     e_NullSafeNEQ = _equality
 
     def literal_array(self, node: exp.Expression, scope: Scope) -> None:
-        inner = node.this if isinstance(node, exp.Any) else (node.expressions[0] if node.expressions else None)
+        inner = (
+            node.this if isinstance(node, exp.Any) else (node.expressions[0] if node.expressions else None)
+        )
         inner = strip_parens(inner) if inner is not None else None
-        if not isinstance(inner, exp.Array) or (isinstance(node, exp.Anonymous) and len(node.expressions) != 1):
+        if not isinstance(inner, exp.Array) or (
+            isinstance(node, exp.Anonymous) and len(node.expressions) != 1
+        ):
             raise _reject(
-                "cross_person_subquery" if isinstance(inner, (exp.Subquery, exp.Select)) else "unsupported_syntax",
+                "cross_person_subquery"
+                if isinstance(inner, (exp.Subquery, exp.Select))
+                else "unsupported_syntax",
                 "= ANY / <> ALL take a literal ARRAY[...] here; for a subquery use IN (SELECT ...)",
             )
         for item in inner.expressions:
@@ -591,7 +671,9 @@ class ExpressionChecker:
     def e_RegexpLike(self, node: exp.Expression, scope: Scope) -> Field:
         self.value(node.this, scope)
         if node.args.get("flag") is not None:
-            raise _reject("invalid_pattern", "regular-expression flags are not supported; use ~* for case-insensitive")
+            raise _reject(
+                "invalid_pattern", "regular-expression flags are not supported; use ~* for case-insensitive"
+            )
         pattern = literal_string(node.expression)
         if pattern is None:
             raise _reject("invalid_pattern", "regular expressions must be string literals")
@@ -605,21 +687,25 @@ class ExpressionChecker:
         operand = node.args.get("this")
         if operand is not None:
             self.value(operand, scope)
-        types: list[SqlType] = []
+        results: list[Field] = []
         for branch in node.args.get("ifs") or []:
             if not isinstance(branch, exp.If):
                 raise _reject("unsupported_syntax", "unexpected CASE branch")
             self.value(branch.this, scope)
-            types.append(self.value(branch.args["true"], scope).type)
+            results.append(self.value(branch.args["true"], scope))
         default = node.args.get("default")
         if default is not None:
-            types.append(self.value(default, scope).type)
-        return Field(unify(types))
+            results.append(self.value(default, scope))
+        return Field(unify([f.type for f in results]), shift=max((f.shift for f in results), default=0.0))
 
     def _unified(self, node: exp.Expression, scope: Scope) -> Field:
         items = [node.this, *node.expressions] if node.this is not None else list(node.expressions)
         fields = [self.value(item, scope) for item in items]
-        return Field(unify([f.type for f in fields]), constant=all(f.constant for f in fields))
+        return Field(
+            unify([f.type for f in fields]),
+            constant=all(f.constant for f in fields),
+            shift=max((f.shift for f in fields), default=0.0),
+        )
 
     e_Coalesce = _unified
     e_Greatest = _unified
@@ -645,26 +731,25 @@ class ExpressionChecker:
             return self._numeric(node, a, b, constant)
         dates = (SqlType.DATE, SqlType.TIMESTAMP)
         if kind in (exp.Add, exp.Sub) and ta is SqlType.DATE and tb is SqlType.INT:
-            self._day_offset(node.expression)
-            return Field(SqlType.DATE, constant=constant)
+            return self._shifted(SqlType.DATE, a, self._day_offset(node.expression), constant)
         if kind is exp.Add and ta is SqlType.INT and tb is SqlType.DATE:
-            self._day_offset(node.this)
-            return Field(SqlType.DATE, constant=constant)
+            return self._shifted(SqlType.DATE, b, self._day_offset(node.this), constant)
         if kind is exp.Sub and ta is SqlType.DATE and tb is SqlType.DATE:
             return Field(SqlType.INT, constant=constant)
         if kind is exp.Sub and ta in dates and tb in dates:
             return Field(SqlType.INTERVAL, constant=constant)
-        if kind in (exp.Add, exp.Sub) and ta in dates and tb is SqlType.INTERVAL and b.constant:
-            return Field(SqlType.TIMESTAMP, constant=constant)
-        if kind is exp.Add and ta is SqlType.INTERVAL and tb in dates and a.constant:
-            return Field(SqlType.TIMESTAMP, constant=constant)
-        if kind in (exp.Add, exp.Sub) and ta is SqlType.INTERVAL and tb is SqlType.INTERVAL and constant:
-            return Field(SqlType.INTERVAL, constant=True)
+        if kind in (exp.Add, exp.Sub) and ta in dates and tb is SqlType.INTERVAL and b.literal:
+            return self._shifted(SqlType.TIMESTAMP, a, b.shift, constant)
+        if kind is exp.Add and ta is SqlType.INTERVAL and tb in dates and a.literal:
+            return self._shifted(SqlType.TIMESTAMP, b, a.shift, constant)
+        if kind in (exp.Add, exp.Sub) and ta is SqlType.INTERVAL and tb is SqlType.INTERVAL:
+            if a.literal and b.literal and a.shift + b.shift <= MAX_INTERVAL_YEARS:
+                return Field(SqlType.INTERVAL, constant=True, shift=a.shift + b.shift, literal=True)
         raise _reject(
             "unsupported_operation",
-            f"{_shown(node)}: {ta.value} {_OPERATORS.get(kind, '?')} {tb.value} is not supported in cohort "
-            "queries (numbers with numbers; dates plus or minus whole days or a literal INTERVAL; "
-            "give string literals a type, e.g. DATE '2020-01-01')",
+            f"{_shown(node)}: {ta.value} {_OPERATORS.get(type(node).__name__, '?')} {tb.value} is not "
+            "supported in cohort queries (numbers with numbers; dates plus or minus whole days or a "
+            "literal INTERVAL; give string literals a type, e.g. DATE '2020-01-01')",
         )
 
     e_Add = _arithmetic
@@ -719,23 +804,38 @@ class ExpressionChecker:
             node.set(key, operand)
         return Field(SqlType.NUMERIC)
 
-    def _day_offset(self, operand: exp.Expression) -> None:
-        """Days added to a date: a literal within ±10,000 years, or a data value clamped to that range."""
+    def _shifted(self, result: SqlType, date: Field, years: float, constant: bool) -> Field:
+        """A date moved by ``years``: the total a chain of additions may move it is bounded too."""
+        shift = date.shift + years
+        if shift > MAX_INTERVAL_YEARS:
+            raise _reject(
+                "literal_out_of_range",
+                f"date arithmetic may move a date by at most {MAX_INTERVAL_YEARS} years in total "
+                "(day offsets from columns count as that much)",
+            )
+        return Field(result, constant=constant, shift=shift)
+
+    def _day_offset(self, operand: exp.Expression) -> float:
+        """Days added to a date: a literal within ±1,000 years, or a data value clamped to that range.
+
+        Returns the most the offset can move a date, in years.
+        """
         value = literal_int(operand)
         if value is not None:
             if abs(value) > MAX_DAY_OFFSET:
                 raise _reject(
                     "literal_out_of_range", f"a day offset may be at most {MAX_DAY_OFFSET} days ({value})"
                 )
-            return
+            return abs(value) / 365.25
         if _is_clamp(operand):
-            return
-        clamped = exp.Least(
+            return MAX_DAY_OFFSET / 365.25
+        built = exp.Least(
             this=exp.Greatest(this=operand.copy(), expressions=[exp.Literal.number(-MAX_DAY_OFFSET)]),
             expressions=[exp.Literal.number(MAX_DAY_OFFSET)],
         )
-        clamped = sqlglot.parse_one(clamped.sql(dialect="postgres"), read="postgres")
+        clamped = sqlglot.parse_one(built.sql(dialect="postgres"), read="postgres")
         operand.replace(clamped)
+        return MAX_DAY_OFFSET / 365.25
 
     def e_Neg(self, node: exp.Neg, scope: Scope) -> Field:
         f = self.value(node.this, scope)
@@ -767,49 +867,67 @@ class ExpressionChecker:
         has_params = bool(to.expressions)
         # a bare literal is converted when the query is parsed, so a bad one fails for every row alike;
         # anything else (even a CASE of literals) is converted row by row and must not be able to fail
-        literal = isinstance(strip_parens(node.this), (exp.Literal, exp.Null)) or literal_number(node.this) is not None
+        literal = (
+            isinstance(strip_parens(node.this), (exp.Literal, exp.Null))
+            or literal_number(node.this) is not None
+        )
         if source.opaque:
             if target in (T.BIGINT, T.TEXT, T.VARCHAR) and not has_params:
                 return Field(SqlType.INT if target is T.BIGINT else SqlType.TEXT, source.role, source.event)
-            raise _reject("opaque_identifier", f"{_shown(node)}: identifiers may only be cast to bigint or text")
+            raise _reject(
+                "opaque_identifier", f"{_shown(node)}: identifiers may only be cast to bigint or text"
+            )
         result = _TARGETS.get(target)
         if result is None:
-            raise _reject("forbidden_type", f"{_shown(node)}: casts to {to.sql(dialect='postgres')} are not allowed")
+            raise _reject(
+                "forbidden_type", f"{_shown(node)}: casts to {to.sql(dialect='postgres')} are not allowed"
+            )
         if literal:
-            self.literal_value(strip_parens(node.this), result)
-            return Field(result, constant=True)
+            years = self.literal_value(strip_parens(node.this), result)
+            return Field(result, constant=True, shift=years, literal=True)
         safe = _SAFE_CASTS.get(result, frozenset())
         if source.type is SqlType.UNKNOWN and result is not SqlType.TEXT:
             raise _reject("unsafe_cast", f"{_shown(node)}: text computed by the query cannot be cast safely")
         if source.type not in safe or (has_params and result is not SqlType.TEXT):
             raise _reject(
                 "unsafe_cast",
-                f"{_shown(node)}: a cast from {source.type.value} to {to.sql(dialect='postgres').lower()} can "
+                f"{_shown(node)}: a cast from {source.type.value} to "
+                f"{to.sql(dialect='postgres').lower()} can "
                 "fail on some values (use round()/trunc() for numbers, EXTRACT for dates, numeric for "
                 "arithmetic)",
             )
         if result is SqlType.INT and source.type is SqlType.INT and target is not T.BIGINT:
             raise _reject(
-                "unsafe_cast", f"{_shown(node)}: narrowing integer casts can overflow; cast to bigint or numeric"
+                "unsafe_cast",
+                f"{_shown(node)}: narrowing integer casts can overflow; cast to bigint or numeric",
             )
         return Field(result, constant=source.constant)
 
-    def literal_value(self, node: exp.Expression, result: SqlType) -> None:
-        """Literal dates and intervals stay in the range where date arithmetic cannot overflow."""
+    def literal_value(self, node: exp.Expression, result: SqlType) -> float:
+        """Literal dates and intervals stay in the range where date arithmetic cannot overflow.
+
+        Returns the size of an interval literal in years (0 for anything else).
+        """
         text = literal_string(node)
         if text is None:
-            return
+            return 0.0
         if result is SqlType.INTERVAL:
             years = interval_years(text)
             if years is None or years > MAX_INTERVAL_YEARS:
                 raise _reject(
                     "literal_out_of_range",
-                    f"interval {text!r}: write a literal such as '30 days' of at most {MAX_INTERVAL_YEARS} years",
+                    f"interval {text!r}: write a literal such as '30 days' of at most "
+                    f"{MAX_INTERVAL_YEARS} years",
                 )
+            return years
         if result in (SqlType.DATE, SqlType.TIMESTAMP):
             match = re.match(r"\s*(\d+)", text)
-            if match is not None and int(match.group(1)) > MAX_LITERAL_YEAR:
-                raise _reject("literal_out_of_range", f"date {text!r} is beyond the year {MAX_LITERAL_YEAR}")
+            if (match is not None and int(match.group(1)) > MAX_LITERAL_YEAR) or "bc" in text.lower():
+                raise _reject(
+                    "literal_out_of_range",
+                    f"date {text!r} is outside the years 1 to {MAX_LITERAL_YEAR} that cohort queries may use",
+                )
+        return 0.0
 
     # subqueries
     def subquery(self, query: exp.Expression, scope: Scope) -> Relation:
@@ -867,7 +985,9 @@ class ExpressionChecker:
             _null_free_person_set(query, name)
             return Field(SqlType.BOOL)
         if relation.person_data and not relation.bound:
-            raise _reject("cross_person_subquery", f"{_shown(node)}: subquery over person data without person_id")
+            raise _reject(
+                "cross_person_subquery", f"{_shown(node)}: subquery over person data without person_id"
+            )
         if left.opaque != right.opaque:
             raise _reject(
                 "opaque_identifier", f"{_shown(node)}: identifiers may only be matched against identifiers"
@@ -880,7 +1000,8 @@ class ExpressionChecker:
         if isinstance(node, exp.Anonymous):
             name = pg_name(node.this) if isinstance(node.this, exp.Identifier) else str(node.this).lower()
             return name in extra
-        return any(name.lower() in extra for name in type(node).sql_names())
+        names: list[str] = type(node).sql_names()  # type: ignore[attr-defined]
+        return any(name.lower() in extra for name in names)
 
     def trust_function(self, node: exp.Expression, scope: Scope) -> Field:
         for value in node.args.values():
@@ -924,7 +1045,9 @@ class ExpressionChecker:
 
     def _statistic(self, node: exp.Expression, scope: Scope) -> Field:
         self._aggregate_seen(node, scope)
-        types = [self.number(a, scope, type(node).__name__.lower()).type for a in self._aggregate_arguments(node)]
+        types = [
+            self.number(a, scope, type(node).__name__.lower()).type for a in self._aggregate_arguments(node)
+        ]
         if isinstance(node, exp.Sum) and types == [SqlType.INT]:
             return Field(SqlType.INT)
         return Field(SqlType.NUMERIC)
@@ -986,7 +1109,9 @@ class ExpressionChecker:
         if isinstance(function, exp.PercentileDisc):
             fraction = literal_number(function.this)
             if fraction is None or not (0 <= fraction <= 1):
-                raise _reject("literal_out_of_range", "percentile_disc needs a literal fraction between 0 and 1")
+                raise _reject(
+                    "literal_out_of_range", "percentile_disc needs a literal fraction between 0 and 1"
+                )
         elif not isinstance(function, exp.Mode):
             return self.expr(function, scope)  # percentile_cont and others: refused with their reason
         self._aggregate_seen(node, scope)
@@ -1006,7 +1131,8 @@ class ExpressionChecker:
         spec = node.args.get("spec")
         if isinstance(spec, exp.WindowSpec):
             self.frame(spec)
-        if f.type is SqlType.FLOAT and _cast_target(node.parent) is not exp.DataType.Type.DECIMAL:
+        parent = node.parent if isinstance(node.parent, exp.Expression) else None
+        if f.type is SqlType.FLOAT and _cast_target(parent) is not exp.DataType.Type.DECIMAL:
             node.replace(_cast(node.copy(), "DECIMAL"))  # double precision must not meet numerics
             return Field(SqlType.NUMERIC)
         return f
@@ -1038,8 +1164,12 @@ class ExpressionChecker:
             return Field(SqlType.INT)
         if isinstance(function, (exp.Lag, exp.Lead)):
             offset = function.args.get("offset")
-            if offset is not None and (literal_int(offset) is None or not 0 <= (literal_int(offset) or 0) <= 1000):
-                raise _reject("literal_out_of_range", "lag/lead offsets must be integer literals from 0 to 1000")
+            if offset is not None and (
+                literal_int(offset) is None or not 0 <= (literal_int(offset) or 0) <= 1000
+            ):
+                raise _reject(
+                    "literal_out_of_range", "lag/lead offsets must be integer literals from 0 to 1000"
+                )
             f = self.value(function.this, scope)
             default = function.args.get("default")
             if default is not None:
@@ -1063,7 +1193,10 @@ class ExpressionChecker:
             if key == "this" or value in (None, False):
                 continue
             if key != "decimals" or literal_int(value) is None or abs(literal_int(value) or 0) > 30:
-                raise _reject("literal_out_of_range", f"{_shown(node)}: the number of digits must be a literal from -30 to 30")
+                raise _reject(
+                    "literal_out_of_range",
+                    f"{_shown(node)}: the number of digits must be a literal from -30 to 30",
+                )
         if f.type is not SqlType.NUMERIC and not f.constant:
             node.set("this", _cast(node.this, "DECIMAL"))
         return Field(SqlType.NUMERIC, constant=f.constant)
@@ -1077,7 +1210,7 @@ class ExpressionChecker:
 
     # text
     def _text(self, node: exp.Expression, scope: Scope) -> Field:
-        for key, value in node.args.items():
+        for value in node.args.values():
             if isinstance(value, exp.Expression):
                 self.value(value, scope)
             elif isinstance(value, list):
@@ -1114,7 +1247,9 @@ class ExpressionChecker:
             if key == "this" or value is None:
                 continue
             if key in keys and literal_string(value) is None:
-                raise _reject("unsupported_syntax", f"{_shown(node)}: arguments after the first must be string literals")
+                raise _reject(
+                    "unsupported_syntax", f"{_shown(node)}: arguments after the first must be string literals"
+                )
             if isinstance(value, exp.Expression):
                 self.value(value, scope)
         return Field(SqlType.TEXT)
@@ -1158,7 +1293,9 @@ class ExpressionChecker:
         self.value(node.args["delimiter"], scope)
         part = literal_int(node.args.get("part_index"))
         if part is None or part == 0:
-            raise _reject("literal_out_of_range", "split_part's field number must be a non-zero integer literal")
+            raise _reject(
+                "literal_out_of_range", "split_part's field number must be a non-zero integer literal"
+            )
         return Field(SqlType.TEXT)
 
     def e_Pad(self, node: exp.Pad, scope: Scope) -> Field:
@@ -1184,34 +1321,47 @@ class ExpressionChecker:
         if text is None or len(text) > MAX_REPLACEMENT_LENGTH:
             raise _reject(
                 "invalid_pattern",
-                f"regexp_replace needs a string literal replacement of at most {MAX_REPLACEMENT_LENGTH} characters",
+                "regexp_replace needs a string literal replacement of at most "
+                f"{MAX_REPLACEMENT_LENGTH} characters",
             )
         modifiers = node.args.get("modifiers")
         if modifiers is not None and (literal_string(modifiers) or "x") not in ("g", "i", "gi", "ig"):
             raise _reject("invalid_pattern", "regexp_replace flags may be 'g', 'i' or 'gi'")
         for key in ("position", "occurrence", "parameters"):
             if node.args.get(key) is not None:
-                raise _reject("unsupported_syntax", "regexp_replace takes a value, a pattern, a replacement and flags")
+                raise _reject(
+                    "unsupported_syntax", "regexp_replace takes a value, a pattern, a replacement and flags"
+                )
         return Field(SqlType.TEXT)
 
     # dates
     def e_Extract(self, node: exp.Extract, scope: Scope) -> Field:
-        field_name = node.this.name.lower() if isinstance(node.this, (exp.Var, exp.Literal, exp.Identifier)) else ""
+        field_name = (
+            node.this.name.lower() if isinstance(node.this, (exp.Var, exp.Literal, exp.Identifier)) else ""
+        )
         f = self.value(node.expression, scope)
         allowed = _DATE_FIELDS
         if f.type in (SqlType.TIMESTAMP, SqlType.INTERVAL):
             allowed = _DATE_FIELDS | _TIME_FIELDS
         if f.type not in (SqlType.DATE, SqlType.TIMESTAMP, SqlType.INTERVAL):
-            raise _reject("unsupported_operation", f"{_shown(node)}: EXTRACT takes a date, timestamp or interval")
-        if field_name not in allowed or (f.type is SqlType.INTERVAL and field_name in ("dow", "doy", "isodow", "isoyear", "week", "julian")):
-            raise _reject("invalid_pattern", f"EXTRACT field {field_name!r} is not valid for a {f.type.value}")
+            raise _reject(
+                "unsupported_operation", f"{_shown(node)}: EXTRACT takes a date, timestamp or interval"
+            )
+        if field_name not in allowed or (
+            f.type is SqlType.INTERVAL and field_name in ("dow", "doy", "isodow", "isoyear", "week", "julian")
+        ):
+            raise _reject(
+                "invalid_pattern", f"EXTRACT field {field_name!r} is not valid for a {f.type.value}"
+            )
         return Field(SqlType.NUMERIC, constant=f.constant)
 
     def _truncation(self, node: exp.Expression, scope: Scope) -> Field:
         unit = node.args.get("unit")
         name = unit.name.lower() if isinstance(unit, (exp.Var, exp.Literal, exp.Identifier)) else ""
         if name not in _TRUNC_UNITS:
-            raise _reject("invalid_pattern", f"date_trunc unit {name!r} is not one of {', '.join(sorted(_TRUNC_UNITS))}")
+            raise _reject(
+                "invalid_pattern", f"date_trunc unit {name!r} is not one of {', '.join(sorted(_TRUNC_UNITS))}"
+            )
         f = self.value(node.this, scope)
         if f.type not in (SqlType.DATE, SqlType.TIMESTAMP):
             raise _reject("unsupported_operation", f"{_shown(node)}: date_trunc takes a date or timestamp")
@@ -1227,7 +1377,8 @@ class ExpressionChecker:
         f = self.value(node.this, scope)
         if f.type not in (SqlType.DATE, SqlType.TIMESTAMP) or literal_string(node.args.get("format")) is None:
             raise _reject(
-                "error_prone_function", "to_char() is allowed on dates and timestamps with a literal format only"
+                "error_prone_function",
+                "to_char() is allowed on dates and timestamps with a literal format only",
             )
         for key, value in node.args.items():
             if key not in ("this", "format") and value not in (None, False):
@@ -1290,12 +1441,14 @@ def _null_free_person_set(query: exp.Expression, column: str) -> None:
         return
     alias = "person_set"
     wrapper = sqlglot.parse_one(
-        f'SELECT "{alias}"."{column}" FROM (SELECT 1) AS "{alias}" '
-        f'WHERE NOT "{alias}"."{column}" IS NULL',
+        f'SELECT "{alias}"."{column}" FROM (SELECT 1) AS "{alias}" WHERE NOT "{alias}"."{column}" IS NULL',
         read="postgres",
     )
     from_ = wrapper.args["from_"]
-    from_.set("this", exp.Subquery(this=select.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))))
+    from_.set(
+        "this",
+        exp.Subquery(this=select.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))),
+    )
     select.replace(wrapper)
 
 
@@ -1323,7 +1476,7 @@ def _is_null_free_wrapper(select: exp.Expression, column: str) -> bool:
     )
 
 
-_OPERATORS = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
+_OPERATORS = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%"}
 
 _T = exp.DataType.Type
 _TARGETS: dict[object, SqlType] = {

@@ -60,6 +60,8 @@ class Field:
     event: str | None = None  # for identifiers: the person table whose rows it identifies
     constant: bool = False  # no column reference and no subquery: the same for every row
     nullable: bool = False  # a person key that may be NULL (from the outer side of a LEFT JOIN)
+    shift: float = 0.0  # dates: years date arithmetic may have moved it; literal intervals: their size
+    literal: bool = False  # a literal (or a cast of one): converted when the query is parsed
 
     @property
     def opaque(self) -> bool:
@@ -239,7 +241,8 @@ class LocalityAnalyser:
         right = self.query(node.expression, parent, ctes)
         if len(left.columns) != len(right.columns):
             raise QueryRejected(
-                "unsupported_syntax", "each branch of UNION/INTERSECT/EXCEPT must have the same number of columns"
+                "unsupported_syntax",
+                "each branch of UNION/INTERSECT/EXCEPT must have the same number of columns",
             )
         if left.person != right.person or left.bound != right.bound:
             raise QueryRejected(
@@ -406,7 +409,8 @@ class LocalityAnalyser:
             if name is not None:
                 if name in columns:
                     raise QueryRejected(
-                        "duplicate_column", f"two columns of {alias!r} are called {name!r}; rename one with AS"
+                        "duplicate_column",
+                        f"two columns of {alias!r} are called {name!r}; rename one with AS",
                     )
                 columns[name] = f
         if relation.person:
@@ -445,7 +449,8 @@ class LocalityAnalyser:
             raise QueryRejected("unsupported_join", "NATURAL JOIN matches columns by name; use ON or USING")
         if side in ("RIGHT", "FULL"):
             raise QueryRejected(
-                "unsupported_join", f"{side} JOIN is not supported; write it as a LEFT JOIN from the other side"
+                "unsupported_join",
+                f"{side} JOIN is not supported; write it as a LEFT JOIN from the other side",
             )
         if kind not in ("", "INNER", "CROSS", "OUTER"):
             raise QueryRejected("unsupported_join", f"{kind} JOIN is not supported")
@@ -571,7 +576,9 @@ class LocalityAnalyser:
         if sa.kind is SourceKind.PERSON and sb.kind is SourceKind.PERSON:
             if fa.role is Role.PERSON_KEY and fb.role is Role.PERSON_KEY:
                 scope.union(sa.alias, sb.alias)
-            elif fa.event is not None and fa.event == fb.event and scope.find(sa.alias) != scope.find(sb.alias):
+            elif (
+                fa.event is not None and fa.event == fb.event and scope.find(sa.alias) != scope.find(sb.alias)
+            ):
                 if term is not None:
                     _add_person_equality(term, sa, sb)
                 scope.union(sa.alias, sb.alias)
@@ -647,9 +654,7 @@ class LocalityAnalyser:
                 if source is not None:
                     f = source.columns.get(name)
                     if f is None:
-                        raise QueryRejected(
-                            "unknown_column", f"column {qualifier}.{name} does not exist"
-                        )
+                        raise QueryRejected("unknown_column", f"column {qualifier}.{name} does not exist")
                     f = replace(f, nullable=True) if source.nullable else f
                     return ColumnRef(current, qualifier, f if current is scope else _outer(f))
             else:
@@ -714,7 +719,7 @@ class LocalityAnalyser:
             return
         on = distinct.args.get("on")
         if on is None:
-            return  # plain DISTINCT: rows carry the person key (checked on the output), so persons never merge
+            return  # plain DISTINCT: rows carry the person key (checked on the output): persons never merge
         items = on.expressions if isinstance(on, exp.Tuple) else [on]
         keys = [self.expressions.key_expression(item, scope, aliases) for item in items]
         if scope.free and not any(_sound_key(f) for f in keys):
@@ -776,9 +781,7 @@ def _renamed(relation: Relation, alias: exp.Expression | None) -> Relation:
     names = [pg_name(c) for c in alias.args["columns"]]
     if len(names) > len(relation.columns):
         raise QueryRejected("unsupported_syntax", "the column alias list is longer than the query's columns")
-    columns = [
-        (names[i] if i < len(names) else name, f) for i, (name, f) in enumerate(relation.columns)
-    ]
+    columns = [(names[i] if i < len(names) else name, f) for i, (name, f) in enumerate(relation.columns)]
     return Relation(columns, relation.person, relation.bound, relation.person_data, relation.single_row)
 
 

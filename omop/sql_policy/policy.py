@@ -1,10 +1,11 @@
 """What a trust may tune in the query policy, and what it may not.
 
-``QueryPolicy`` is deliberately small: the shape rules (one read-only SELECT over ``omop``) are not
-configurable. A trust may raise or lower the size cap and add ordinary functions to the allowlist (they
-must still pass the person-local language's totality rules, so most extra names stay refused). Names that reach outside the data (files, other databases, settings, sessions, large
-objects, sequences, server identity) can never be added, so a typo or an over-generous policy file cannot
-reopen the holes the allowlist exists to close.
+``QueryPolicy`` is deliberately small: the shape rules (one read-only SELECT over ``omop`` in the
+person-local cohort language) are not configurable. A trust may raise or lower the size cap and add
+ordinary functions to the allowlist; an added function takes values only, never identifiers, and the
+trust vouches that it cannot fail. Names that reach outside the data (files, other databases, settings,
+sessions, large objects, sequences, server identity) can never be added, so a typo or an over-generous
+policy file cannot reopen the holes the allowlist exists to close.
 """
 
 from __future__ import annotations

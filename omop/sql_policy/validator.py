@@ -11,8 +11,8 @@ Order of the checks (the first failure wins, so each hostile input has one predi
 6. person_id lineage, then the cohort's output columns (person_id present, named, unique);
 7. the person-local language (``person_local`` and ``expressions``): every output row is one person's,
    identifiers are opaque, evaluation cannot fail on any value; total forms are written into the tree;
-8. re-emit the SQL from the pinned (and rewritten) tree (no comments), then validate that text again: it must come out
-   unchanged, so the exact text PostgreSQL runs has itself passed every check.
+8. re-emit the SQL from the pinned (and rewritten) tree (no comments), then validate that text again:
+   it must come out unchanged, so the exact text PostgreSQL runs has itself passed every check.
 
 Any exception other than ``QueryRejected`` raised on the way is turned into ``internal_error``: the
 validator fails closed, never open, and never crashes its caller.
