@@ -10,14 +10,17 @@ EXIT_CODES = {"complete": 0, "partial": 3, "failed": 4}
 
 
 def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) -> dict[str, Any]:
+    """One trust's part of the report: status, why, and figures when released.
+
+    Built from named keys only, so nothing about how the query ran at the trust could reach the
+    researcher even if a stored answer carried it (answers carry no timing: ``omop.protocol.TrustResult``).
+    """
     entry: dict[str, Any] = {"status": status, "detail": detail}
     if result is not None:
         entry["reason_code"] = result.get("reason_code")
         if status == "released":
             for key in ("person_count", "row_count", "sex", "age", "columns", "numeric"):
                 entry[key] = result.get(key)
-        if result.get("elapsed_ms") is not None:
-            entry["elapsed_ms"] = result["elapsed_ms"]
     return entry
 
 

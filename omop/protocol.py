@@ -58,6 +58,12 @@ IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 REASON_CODE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 MAX_DETAIL_CHARS = 1000
 
+EXECUTION_FAILED = "execution_failed"
+EXECUTION_FAILED_DETAIL = "the trust could not run this query"
+"""The one wording of every execution failure (timeout, lock, temp-file limit, privilege, lost connection,
+data changed, any database error). A researcher who can make a query fail only when some person has some
+property must not learn which failure it was; the cause is in the trust's own audit log."""
+
 KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
 
 MAX_SQL_CHARS = 64 * 1024
@@ -216,6 +222,11 @@ class ColumnCounts(_Message):
 ResultStatus = Literal["released", "suppressed", "rejected", "error"]
 
 
+def answer_timestamp(moment: datetime) -> datetime:
+    """``moment`` in UTC without its fraction of a second: the only precision a ``produced_at`` carries."""
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
 class TrustResult(_Message):
     """What a trust answers (the plaintext inside a ``ResultEnvelope``).
 
@@ -224,6 +235,13 @@ class TrustResult(_Message):
     ``person_count >= threshold``; every released count in ``sex``, ``age`` and ``columns`` is 0 or at least
     the threshold; and the threshold itself is never below ``MINIMUM_THRESHOLD``. ``numeric`` is free-form
     for later task kinds and is checked by their own code.
+
+    An answer says nothing about *how* the query ran: there is no duration field, an execution failure
+    carries exactly ``EXECUTION_FAILED_DETAIL`` (enforced here), and ``produced_at`` is the time the trust
+    *received* the task, in whole seconds (``answer_timestamp``), not the time it finished. A finishing time
+    minus the hub's own issue time would be the query's running time, and a query built to run slowly only
+    for one person would reveal that person's data. The receipt time reveals at most how long the task
+    waited in the trust's queue, which the arrival times of earlier answers already show the hub.
     """
 
     version: Literal[1] = PROTOCOL_VERSION
@@ -240,12 +258,11 @@ class TrustResult(_Message):
     age: dict[str, int] | None = None
     numeric: dict[str, Any] | None = None
     produced_at: AwareDatetime
-    elapsed_ms: float | None = Field(default=None, ge=0)
 
     @field_validator("produced_at")
     @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        return _utc(value)
+    def _whole_seconds_utc(cls, value: datetime) -> datetime:
+        return answer_timestamp(value)
 
     @field_validator("detail", mode="before")
     @classmethod
@@ -259,6 +276,12 @@ class TrustResult(_Message):
 
     @model_validator(mode="after")
     def _disclosure_contract(self) -> TrustResult:
+        if self.reason_code == EXECUTION_FAILED and (
+            self.status != "error" or self.detail != EXECUTION_FAILED_DETAIL
+        ):
+            raise ValueError(
+                f"an {EXECUTION_FAILED} result is an error carrying exactly {EXECUTION_FAILED_DETAIL!r}"
+            )
         if self.status != "released":
             carried = [name for name in self._FIGURES if getattr(self, name) is not None]
             if carried:

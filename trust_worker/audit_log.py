@@ -4,6 +4,11 @@ Information-governance teams read this to see what left the hospital. It is a JS
 worker's OS account (outside PostgreSQL, so the reader role cannot see or alter it), opened for append only,
 and hash-chained: each entry carries the SHA-256 of the previous line, so a deleted or edited line breaks
 the chain and ``omopfed trust audit --verify`` says where.
+
+It is also the only place that says how a query ran: ``execution`` holds the elapsed time and, for a
+failure, its real cause (``statement_timeout``, ``temp_file_limit``...), SQLSTATE and exception class.
+Answers sent to the hub carry none of that (a researcher could make a query fail or run slowly only for
+one person); the log stays on the trust's disk and nothing in the worker sends it anywhere.
 """
 
 from __future__ import annotations
@@ -55,9 +60,13 @@ class AuditLog:
         decision: str,
         detail: str | None = None,
         released: dict[str, Any] | None = None,
+        execution: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append one entry; ``decision`` is rejected / suppressed / released / error / refused / resent."""
+        """Append one entry; ``decision`` is rejected / suppressed / released / error / refused / resent.
+
+        ``execution`` is how the query ran, for the trust's staff only (see the module docstring).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         entry: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(),
@@ -68,6 +77,7 @@ class AuditLog:
             "decision": decision,
             "detail": detail,
             "released": released,
+            "execution": execution,
             **(extra or {}),
             "prev": self._last_hash(),
         }

@@ -55,7 +55,7 @@ def build_runtime(settings: TrustSettings) -> TrustRuntime:
     policy: TrustPolicy = load_policy(settings.policy_file)
     hub = load_pinned_hub(settings.keys_dir)
     signing_key = load_trust_private(settings.keys_dir, trust_id)
-    executor = ReaderExecutor(settings.reader_db_url, policy.limits())
+    executor = ReaderExecutor(settings.reader_db_url)
     check_reader_role(executor)
     return TrustRuntime(
         trust_id=trust_id,

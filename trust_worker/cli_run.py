@@ -54,7 +54,7 @@ def check_cmd(
         raise UsageError("no database URL: pass --db-url (the data_analyst_reader connection)")
     sql = read_text(sql_file, "--sql-file")
     policy = load_policy(settings.policy_file)
-    executor = ReaderExecutor(settings.reader_db_url, policy.limits())
+    executor = ReaderExecutor(settings.reader_db_url)
     view: dict[str, Any]
     try:
         check_reader_role(executor)
@@ -78,6 +78,10 @@ def check_cmd(
         view = {k: result[k] for k in ("status", "detail", "reason_code", "threshold")}
         if answer.result.status == "released":
             view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
+        failure = answer.execution.get("failure")
+        if failure is not None:
+            # for the trust's staff running the check; the hub would get only ``detail``
+            view["cause_not_sent"] = failure["description"]
     finally:
         executor.close()
     if as_json:
@@ -89,6 +93,12 @@ def check_cmd(
 
 def _render_check(view: dict[str, Any]) -> None:
     out.print(f"status: [bold]{view['status']}[/]" + (f" — {view['detail']}" if view.get("detail") else ""))
+    if view.get("cause_not_sent"):
+        out.print(
+            f"cause (kept in the audit log, never sent to the hub): {view['cause_not_sent']}",
+            markup=False,
+            highlight=False,
+        )
     if view["status"] != "released":
         return
     out.print(f"persons: {view['person_count']}   rows: {view['row_count']}   threshold: {view['threshold']}")
@@ -124,10 +134,11 @@ def audit_cmd(
     table = Table("time", "query", "project", "decision", "detail / released")
     for e in entries:
         released = e.get("released") or {}
+        failure = (e.get("execution") or {}).get("failure") or {}
         summary = (
             f"{released.get('person_count')} persons"
             if e["decision"] == "released"
-            else (e.get("detail") or "")
+            else (failure.get("description") or e.get("detail") or "")
         )
         table.add_row(e["time"][:19], e["query_id"][:12], e.get("project_id") or "", e["decision"], summary)
     out.print(table if entries else f"no audit entries in {settings.audit_path()}")

@@ -6,7 +6,14 @@
 * ``omop_reader_base`` (NOLOGIN) holds the privileges: CONNECT on this database, USAGE on ``omop``, SELECT
   on every ``omop`` table now and in future (default privileges). Nothing else.
 * ``data_analyst_reader`` (LOGIN) is a member of it and carries the session settings that make every
-  transaction read-only, bounded in time and pinned to ``search_path = omop``, plus a connection limit.
+  transaction read-only, bounded in time and temporary-file space (``temp_file_limit``) and pinned to
+  ``search_path = omop``, plus a connection limit.
+
+``temp_file_limit`` is a superuser-only setting: only a superuser may put it on the role, and the reader
+may set it per transaction (as the worker does, from the trust policy) only when granted ``SET ON
+PARAMETER temp_file_limit``, which exists from PostgreSQL 15. init-db does both when it can; when it
+cannot (a non-superuser owner, an older server) it says so and what a superuser should run, and the
+worker refuses to start while the reader's temporary files are unbounded.
 
 Roles are cluster-wide, so the privileges live on the base role per database and the login role is only
 altered, never dropped: running init-db on a second database of the same cluster leaves the first working.
@@ -19,9 +26,11 @@ reason that role could change data, so the worker can refuse to start rather tha
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
+from psycopg import errors as pgerrors
 from psycopg import sql
 
 from omop import schema
@@ -29,12 +38,17 @@ from omop.db import connect
 from omop.dburl import database_name, with_user
 from omop.errors import OmopFedError, UsageError
 from omop.schema.checks import ForeignSchemaError, conflict_message, schema_conflicts
+from trust_worker.executor import temp_file_control
+
+log = logging.getLogger("omopfed.trust")
 
 BASE_ROLE = "omop_reader_base"
 READER_ROLE = "data_analyst_reader"
 # Only ever used with allow_dev_password=True (the local demo stack); production refuses to invent one.
 DEV_READER_PASSWORD = "omopfed-dev-reader"  # noqa: S105 - dev stack only, never a default
 MIN_PASSWORD_LENGTH = 8
+DEFAULT_TEMP_FILE_LIMIT_MB = 1024
+MAX_TEMP_FILE_LIMIT_MB = 1024 * 1024
 # Built-in roles that would let a member read or write around the grants above.
 _DANGEROUS_BUILTIN_ROLES = (
     "pg_read_all_data",
@@ -83,16 +97,23 @@ def init_db(
     statement_timeout_ms: int = 30000,
     connection_limit: int = 20,
     allow_dev_password: bool = False,
-) -> None:
+    temp_file_limit_mb: int = DEFAULT_TEMP_FILE_LIMIT_MB,
+) -> list[str]:
     """Create schema ``omop``, its tables and the reader roles in the database at ``admin_url``.
 
     Idempotent; all or nothing (one transaction). ``admin_url`` must be a superuser or a role that may
     create roles and owns the database. ``reader_password`` None keeps an existing reader's password.
+
+    Returns (and logs as warnings) what could not be done without a superuser: the reader's
+    ``temp_file_limit`` and, on PostgreSQL 15+, its right to set that limit per query. Empty when all
+    was done.
     """
     if statement_timeout_ms <= 0:
         raise UsageError("statement timeout must be a positive number of milliseconds")
     if connection_limit <= 0:
         raise UsageError("connection limit must be positive")
+    if not 1 <= temp_file_limit_mb <= MAX_TEMP_FILE_LIMIT_MB:
+        raise UsageError(f"temp file limit must be between 1 and {MAX_TEMP_FILE_LIMIT_MB} MB")
     with connect(admin_url) as conn:
         try:
             with conn.transaction():
@@ -105,9 +126,58 @@ def init_db(
                 _ensure_roles(
                     conn, reader_password, statement_timeout_ms, connection_limit, allow_dev_password
                 )
+                notes = _bound_temp_files(conn, temp_file_limit_mb)
                 _grant(conn, database_name(admin_url))
         except psycopg.Error as exc:
             raise OmopFedError(f"init-db failed, nothing was changed: {_one_line(exc)}") from exc
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
+def _bound_temp_files(conn: psycopg.Connection[Any], temp_file_limit_mb: int) -> list[str]:
+    """Give the reader a ``temp_file_limit`` and (PostgreSQL 15+) the right to set it per transaction.
+
+    Both need a superuser (or, for the role setting, a role already granted SET on the parameter). Each
+    is tried in its own savepoint so that an owner without that right still gets everything else; what
+    was refused comes back as a note naming the statements a superuser should run.
+    """
+    reader = sql.Identifier(READER_ROLE)
+    value = f"{temp_file_limit_mb}MB"
+    refused: list[str] = []
+    statements: list[tuple[str, sql.Composed]] = [
+        (
+            f"ALTER ROLE {READER_ROLE} SET temp_file_limit = '{value}'",
+            sql.SQL("ALTER ROLE {} SET temp_file_limit = {}").format(reader, sql.Literal(value)),
+        )
+    ]
+    if conn.info.server_version >= 150000:
+        statements.append(
+            (
+                f"GRANT SET ON PARAMETER temp_file_limit TO {READER_ROLE}",
+                sql.SQL("GRANT SET ON PARAMETER temp_file_limit TO {}").format(reader),
+            )
+        )
+    for text, statement in statements:
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except pgerrors.InsufficientPrivilege:
+            refused.append(text)
+    notes: list[str] = []
+    if refused:
+        notes.append(
+            "temp_file_limit is a superuser-only setting and this role may not grant it: have a superuser "
+            "run " + "; ".join(refused) + " (the worker refuses to start while the reader's temporary "
+            "files are unbounded)"
+        )
+    if conn.info.server_version < 150000:
+        notes.append(
+            f"PostgreSQL {conn.info.server_version // 10000} has no GRANT SET ON PARAMETER: the reader's "
+            f"own temp_file_limit ({value}) applies to every query, not the trust policy's "
+            "temp_file_limit_mb (PostgreSQL 15 or newer applies the policy's value per query)"
+        )
+    return notes
 
 
 def _serialize_role_changes(conn: psycopg.Connection[Any]) -> None:
@@ -246,7 +316,8 @@ def reader_role_problems(conn: psycopg.Connection[Any]) -> list[str]:
     """Reasons the connected role is NOT safe to run researchers' queries as; empty when it is.
 
     Asks PostgreSQL's own privilege functions about the current role, so grants reaching the role through
-    PUBLIC or role membership count too. Runs read-only queries only.
+    PUBLIC or role membership count too. Runs read-only queries only. Unbounded temporary files (no
+    ``temp_file_limit`` on the role and no right to set one) count too: a query could fill the disk.
     """
     role = conn.execute("SELECT current_user").fetchone()
     assert role is not None
@@ -274,6 +345,10 @@ def reader_role_problems(conn: psycopg.Connection[Any]) -> list[str]:
         (list(_DANGEROUS_BUILTIN_ROLES),),
     ).fetchall():
         problems.append(f"role {me} is a member of {name}")
+
+    temp_problem = temp_file_control(conn).problem()
+    if temp_problem is not None:
+        problems.append(f"role {me} {temp_problem}")
 
     db = conn.execute(
         "SELECT has_database_privilege(current_database(), 'CREATE'), "

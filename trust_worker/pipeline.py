@@ -2,14 +2,17 @@
 
 Pure decisions (``release_figures``) are separated from the one call that touches PostgreSQL
 (``ReaderExecutor.fetch_one``), so the privacy logic is testable without a server and the worker and
-``omopfed trust check`` run exactly the same code.
+``omopfed trust check`` run exactly the same code, under the same limits (``policy.limits()``).
+
+How the query ran (how long it took, why it failed) is kept apart from what is answered: ``Answer.result``
+goes to the hub and says nothing about it, ``Answer.execution`` goes only to the trust's audit log.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +21,10 @@ from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, p
 from omop.errors import UsageError
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import NumericRequest
-from omop.protocol import ColumnCounts, TrustResult
+from omop.protocol import EXECUTION_FAILED, EXECUTION_FAILED_DETAIL, ColumnCounts, TrustResult
 from omop.sql_policy import QueryRejected, ValidatedQuery, validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
-from trust_worker.executor import ExecutionFailed, ReaderExecutor
+from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
 from trust_worker.numeric_sql import (
     NumericRejected,
     column_types_sql,
@@ -33,10 +36,15 @@ from trust_worker.policy_file import TrustPolicy
 
 @dataclass(frozen=True)
 class Answer:
-    """The result to send plus what the audit log needs to know about how it was reached."""
+    """The result to send plus what the audit log needs to know about how it was reached.
+
+    ``execution`` (elapsed time, and the failure's cause, SQLSTATE and exception class when the query
+    failed) is for the trust's staff only: it goes to the audit log, never into ``result``.
+    """
 
     result: TrustResult
     executed_sql: str | None
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 def release_figures(
@@ -82,6 +90,7 @@ def numeric_figures(
     validated: ValidatedQuery,
     request: NumericRequest,
     executor: ReaderExecutor,
+    limits: Limits,
     person_count: int,
     threshold: int,
 ) -> dict[str, dict[str, Any]]:
@@ -89,12 +98,14 @@ def numeric_figures(
 
     Raises ``NumericRejected`` (bad request for this cohort) or ``ExecutionFailed``.
     """
-    (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns))
+    (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns), limits)
     columns = resolve_columns(request, validated.output_columns, types)
-    (raw,) = executor.fetch_one(numeric_statistics_sql(validated.sql, columns, request.histograms))
+    (raw,) = executor.fetch_one(numeric_statistics_sql(validated.sql, columns, request.histograms), limits)
     if raw.get("cohort_persons") != person_count:
         # two statements, two snapshots: the data changed in between, and the pair rule needs one count
-        raise ExecutionFailed("the data changed while the query ran; resubmit it")
+        raise ExecutionFailed(
+            "data_changed", "the cohort's person count changed between the two statements (data changed)"
+        )
     return protect_numeric(raw, threshold, request.histograms)
 
 
@@ -107,27 +118,30 @@ def answer_cohort(
     policy: TrustPolicy,
     executor: ReaderExecutor,
     options: Mapping[str, Any] | None = None,
+    received_at: datetime | None = None,
 ) -> Answer:
     """Run one cohort question end to end and return the (disclosure-controlled) answer.
 
     ``options`` are the task's options; a numeric request in them (``omop.numeric_spec``) adds numeric
-    statistics of the cohort's output columns to a released answer.
+    statistics of the cohort's output columns to a released answer. ``received_at`` is when the worker
+    received the task (default: now, before any work): the answer's ``produced_at`` is that moment, never
+    the moment the query finished, so the answer cannot tell how long the query ran.
     """
     started = time.perf_counter()
+    produced_at = received_at or datetime.now(UTC)
     threshold = policy.effective_threshold
+    limits = policy.limits()
 
-    def result(executed: str | None = None, **fields: Any) -> Answer:
-        elapsed = (time.perf_counter() - started) * 1000
+    def result(executed: str | None = None, failure: ExecutionFailed | None = None, **fields: Any) -> Answer:
+        execution: dict[str, Any] = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
+        if failure is not None:
+            execution["failure"] = failure.audit_record()
         return Answer(
             TrustResult(
-                query_id=query_id,
-                trust_id=trust_id,
-                threshold=threshold,
-                produced_at=datetime.now(UTC),
-                elapsed_ms=elapsed,
-                **fields,
+                query_id=query_id, trust_id=trust_id, threshold=threshold, produced_at=produced_at, **fields
             ),
             executed,
+            execution,
         )
 
     if not policy.project_allowed(project_id):
@@ -146,7 +160,7 @@ def answer_cohort(
         return result(status="rejected", reason_code=exc.code, detail=exc.message)
     statement = cohort_statistics_sql(validated.sql, validated.output_columns)
     try:
-        person_count, row_count, columns, sex, age = executor.fetch_one(statement)
+        person_count, row_count, columns, sex, age = executor.fetch_one(statement, limits)
         figures = release_figures(
             person_count=person_count,
             row_count=row_count,
@@ -156,9 +170,14 @@ def answer_cohort(
             threshold=threshold,
         )
         if request is not None and figures["status"] == "released":
-            figures["numeric"] = numeric_figures(validated, request, executor, person_count, threshold)
+            figures["numeric"] = numeric_figures(
+                validated, request, executor, limits, person_count, threshold
+            )
     except NumericRejected as exc:
         return result(statement, status="rejected", reason_code=exc.code, detail=exc.message)
     except ExecutionFailed as exc:
-        return result(statement, status="error", reason_code="execution_failed", detail=str(exc))
+        # one answer whatever happened; the cause is in ``execution`` for the audit log only
+        return result(
+            statement, exc, status="error", reason_code=EXECUTION_FAILED, detail=EXECUTION_FAILED_DETAIL
+        )
     return result(statement, **figures)

@@ -3,7 +3,8 @@
 Owned by the trust's information-governance team, never by the hub: the hub cannot loosen any of it.
 Without a file the defaults below apply (threshold 10, 30 s statement timeout, 1 GiB of temporary files
 per query, 10 KiB query cap, every project). ``limits()`` is the only source of the executor's
-per-statement limits: the worker, ``omopfed trust check`` and ``answer_cohort`` all run under it. Mistakes are refused at start-up rather than papered over, so they are noticed:
+per-statement limits: the worker, ``omopfed trust check`` and ``answer_cohort`` all run under it.
+Mistakes are refused at start-up rather than papered over, so they are noticed:
 
 * a threshold below 10 is an error, not silently raised to 10;
 * an unknown key is an error (``treshold = 5`` must not leave the default in force unnoticed);

@@ -2,6 +2,10 @@
 
 Kept apart from Celery so it can be read (and tested) as a plain object: the Celery task in
 ``trust_worker.celery_app`` only hands it the wire dict and a function that publishes a reply.
+
+What is published is the sealed ``TrustResult`` and nothing else. How the query ran (elapsed time, the
+real cause of a failure) goes to the audit log, a local file the hub never receives; every answer is
+stamped with the moment the task was received (``produced_at``), so its timing says nothing either.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class TrustRuntime:
 
     def handle(self, wire: Any, publish: Publish) -> str:
         """Process one task message; returns the audit decision (for logs and tests)."""
+        received = datetime.now(UTC)
         try:
             signed = SignedTask.from_wire(wire)
         except ProtocolError as exc:
@@ -59,11 +64,9 @@ class TrustRuntime:
             log.warning("refused a malformed task message: %s", exc)
             return "refused"
         try:
-            task = verify_task(
-                signed, self.hub_verify_key, expected_trust_id=self.trust_id, now=datetime.now(UTC)
-            )
+            task = verify_task(signed, self.hub_verify_key, expected_trust_id=self.trust_id, now=received)
         except TaskRejected as exc:
-            return self._refuse(signed, exc, publish)
+            return self._refuse(signed, exc, publish, received)
 
         claim = self.ledger.claim(task.query_id)
         if claim.state == "done":
@@ -80,7 +83,7 @@ class TrustRuntime:
         if claim.state == "interrupted":
             detail = "an earlier delivery of this query was interrupted; it is not run twice, resubmit it"
             return self._reply(
-                self._without_figures(task, "error", "interrupted", detail), task, None, publish
+                self._without_figures(task, "error", "interrupted", detail, received), task, None, publish
             )
 
         try:
@@ -92,17 +95,23 @@ class TrustRuntime:
                 policy=self.policy,
                 executor=self.executor,
                 options=task.options,
+                received_at=received,
             )
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)
             detail = "internal error at the trust (see the trust's worker log)"
             return self._reply(
-                self._without_figures(task, "error", "internal_error", detail), task, None, publish
+                self._without_figures(task, "error", "internal_error", detail, received), task, None, publish
             )
-        return self._reply(answer.result, task, answer.executed_sql, publish)
+        return self._reply(answer.result, task, answer.executed_sql, publish, answer.execution)
 
-    def _without_figures(self, task: CohortTask, status: ResultStatus, code: str, detail: str) -> TrustResult:
-        """An answer that carries only a status and why: interrupted, internal error, expired task."""
+    def _without_figures(
+        self, task: CohortTask, status: ResultStatus, code: str, detail: str, received: datetime
+    ) -> TrustResult:
+        """An answer that carries only a status and why: interrupted, internal error, expired task.
+
+        Stamped with the time the task was received, like every answer, never with the time of failure.
+        """
         return TrustResult(
             query_id=task.query_id,
             trust_id=self.trust_id,
@@ -110,11 +119,16 @@ class TrustRuntime:
             reason_code=code,
             detail=detail,
             threshold=self.policy.effective_threshold,
-            produced_at=datetime.now(UTC),
+            produced_at=received,
         )
 
     def _reply(
-        self, result: TrustResult, task: CohortTask, executed_sql: str | None, publish: Publish
+        self,
+        result: TrustResult,
+        task: CohortTask,
+        executed_sql: str | None,
+        publish: Publish,
+        execution: dict[str, Any] | None = None,
     ) -> str:
         envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
         self.ledger.finish(result.query_id, json.dumps(envelope.to_wire()))
@@ -126,13 +140,18 @@ class TrustRuntime:
             decision=result.status,
             detail=result.detail,
             released=released,
+            execution=execution,
             extra={"executed_sql_sha256": _sha(executed_sql)},
         )
         publish(envelope.to_wire())
-        log.info("query %s: %s", result.query_id, result.status)
+        failure = (execution or {}).get("failure")
+        if failure is not None:
+            log.warning("query %s: %s (%s)", result.query_id, result.status, failure["description"])
+        else:
+            log.info("query %s: %s", result.query_id, result.status)
         return result.status
 
-    def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish) -> str:
+    def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish, received: datetime) -> str:
         task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {"misaddressed"} else None
         self.audit.append(
             query_id=task.query_id if task else "?",
@@ -147,7 +166,8 @@ class TrustRuntime:
         claim = self.ledger.claim(task.query_id)
         if claim.state != "new":
             return "refused"
-        return self._reply(self._without_figures(task, "rejected", exc.code, str(exc)), task, None, publish)
+        answer = self._without_figures(task, "rejected", exc.code, str(exc), received)
+        return self._reply(answer, task, None, publish)
 
 
 def _sha(text: str | None) -> str | None:

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from omop.errors import UsageError
 from omop.protocol import (
+    EXECUTION_FAILED,
+    EXECUTION_FAILED_DETAIL,
     MAX_SQL_CHARS,
     CohortTask,
     ColumnCounts,
@@ -59,7 +61,6 @@ def make_result(**over: Any) -> TrustResult:
         "sex": {"8507": 12, "8532": 13},
         "age": {"40-49": 15, "Other": 10, "90+": 0},
         "produced_at": NOW,
-        "elapsed_ms": 12.5,
     }
     values.update(over)
     return TrustResult(**values)
@@ -279,6 +280,31 @@ def test_non_released_result_must_not_carry_figures(status: ResultStatus, figure
 def test_result_model_rejects_contract_breaches(over: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         make_result(**over)
+
+
+def test_results_carry_no_timing() -> None:
+    """No duration field exists, and produced_at keeps whole seconds only (see TrustResult)."""
+    with pytest.raises(ValidationError, match="elapsed_ms"):
+        make_result(elapsed_ms=12.5)
+    stamped = make_result(produced_at=datetime(2025, 3, 1, 12, 0, 7, 987654, tzinfo=UTC))
+    assert stamped.produced_at == datetime(2025, 3, 1, 12, 0, 7, tzinfo=UTC)
+    wire = json.loads(canonical_json(stamped))
+    assert wire["produced_at"] == "2025-03-01T12:00:07Z"
+    assert not any("elapsed" in key for key in wire)
+
+
+def test_execution_failures_carry_exactly_one_wording() -> None:
+    def failed(**over: Any) -> TrustResult:
+        values: dict[str, Any] = {"status": "error", "reason_code": EXECUTION_FAILED}
+        values.update(over)
+        return TrustResult(query_id="q1", trust_id="t", threshold=10, produced_at=NOW, **values)
+
+    assert failed(detail=EXECUTION_FAILED_DETAIL).detail == EXECUTION_FAILED_DETAIL
+    for detail in (None, "the query exceeded the trust's statement timeout", "SQLSTATE 22012"):
+        with pytest.raises(ValidationError, match="exactly"):
+            failed(detail=detail)
+    with pytest.raises(ValidationError, match="exactly"):
+        failed(status="rejected", detail=EXECUTION_FAILED_DETAIL)
 
 
 def test_released_cells_may_be_zero_or_at_threshold() -> None:

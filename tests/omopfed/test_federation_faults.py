@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from omop.protocol import EXECUTION_FAILED_DETAIL
 from tests.cli_runner import run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, running
 
@@ -28,7 +29,8 @@ def test_database_down_is_an_error_at_that_trust_only(deployment: Deployment) ->
     code, report = deployment.submit_json("--sql", SQL, "--timeout", "20")
     assert code == 3 and report["status"] == "partial"
     assert report["trusts"]["t2"]["status"] == "error"
-    assert "unavailable" in report["trusts"]["t2"]["detail"]
+    # the same wording as every other failure: the cause (database down) is in the trust's audit log
+    assert report["trusts"]["t2"]["detail"] == EXECUTION_FAILED_DETAIL
     assert {report["trusts"][t]["status"] for t in ("t1", "t3")} == {"released"}
     assert report["federated"]["person_count"] == 300
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -9,8 +12,14 @@ from omop.demographics import AGE_BANDS
 from tests.conftest import OmopDb
 from trust_worker.aggregate_sql import cohort_statistics_sql
 from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
+from trust_worker.policy_file import TrustPolicy
 
 pytestmark = pytest.mark.services
+
+
+def limits(**over: Any) -> Limits:
+    """The default policy's limits (the one source), with some changed."""
+    return replace(TrustPolicy().limits(), **over)
 
 
 def direct(admin_url: str, sql: str) -> list[tuple[object, ...]]:
@@ -24,7 +33,7 @@ def test_counts_persons_not_rows_and_matches_direct_sql(fixture_db: OmopDb) -> N
     cohort = "SELECT io.person_id, io.accession_id, io.modality_concept_id FROM omop.image_occurrence io"
     executor = ReaderExecutor(fixture_db.reader_url)
     person_count, row_count, columns, sex, age = executor.fetch_one(
-        cohort_statistics_sql(cohort, ["person_id", "accession_id", "modality_concept_id"])
+        cohort_statistics_sql(cohort, ["person_id", "accession_id", "modality_concept_id"]), limits()
     )
     executor.close()
     [(persons, rows)] = direct(
@@ -51,7 +60,7 @@ def test_null_counts_and_odd_column_names(fixture_db: OmopDb) -> None:
     )
     executor = ReaderExecutor(fixture_db.reader_url)
     _, rows, columns, _, _ = executor.fetch_one(
-        cohort_statistics_sql(cohort, ["person_id", 'Birth "time"', "select"])
+        cohort_statistics_sql(cohort, ["person_id", 'Birth "time"', "select"]), limits()
     )
     executor.close()
     assert columns["select"] == [0, rows]
@@ -65,38 +74,52 @@ def test_many_columns_are_chunked(fixture_db: OmopDb) -> None:
         "SELECT p.person_id, " + ", ".join(f"p.year_of_birth AS {n}" for n in names) + " FROM omop.person p"
     )
     executor = ReaderExecutor(fixture_db.reader_url)
-    _, _, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", *names]))
+    _, _, columns, _, _ = executor.fetch_one(cohort_statistics_sql(cohort, ["person_id", *names]), limits())
     executor.close()
     assert len(columns) == 121 and columns["c119"][0] + columns["c119"][1] == 16
 
 
-def test_timeout_and_errors_are_safe_messages(fixture_db: OmopDb) -> None:
-    executor = ReaderExecutor(fixture_db.reader_url, Limits(statement_timeout_s=0.3))
-    with pytest.raises(ExecutionFailed, match="statement timeout") as slow:
-        executor.fetch_one("SELECT count(*) FROM generate_series(1, 100000000) a")
-    assert slow.value.sqlstate == "57014"
-    with pytest.raises(ExecutionFailed, match="SQLSTATE 22P02") as bad:
-        executor.fetch_one("SELECT 'secret-value'::int")
-    assert "secret-value" not in str(bad.value)
-    with pytest.raises(ExecutionFailed, match=r"read-only|refused"):
-        executor.fetch_one("CREATE TABLE omop.x (a int)")
+def test_failures_are_classified_for_the_audit_log_without_server_text(fixture_db: OmopDb) -> None:
+    executor = ReaderExecutor(fixture_db.reader_url)
+    with pytest.raises(ExecutionFailed) as slow:
+        executor.fetch_one(
+            "SELECT count(*) FROM generate_series(1, 100000000) a", limits(statement_timeout_s=0.3)
+        )
+    assert (slow.value.cause, slow.value.sqlstate) == ("statement_timeout", "57014")
+    assert "0.3 s" in str(slow.value)
+    with pytest.raises(ExecutionFailed) as bad:
+        executor.fetch_one("SELECT 'secret-value'::int", limits())
+    assert (bad.value.cause, bad.value.sqlstate, bad.value.error_class) == (
+        "database_error",
+        "22P02",
+        "InvalidTextRepresentation",
+    )
+    assert "secret-value" not in str(bad.value) and "secret-value" not in str(bad.value.audit_record())
+    with pytest.raises(ExecutionFailed) as write:
+        executor.fetch_one("CREATE TABLE omop.x (a int)", limits())
+    assert write.value.cause in ("read_only", "insufficient_privilege")
     # the connection is still usable after failures
-    assert executor.fetch_one("SELECT 1") == (1,)
+    assert executor.fetch_one("SELECT 1", limits()) == (1,)
     executor.close()
 
 
 def test_multiple_statements_are_refused_by_the_driver_too(fixture_db: OmopDb) -> None:
     executor = ReaderExecutor(fixture_db.reader_url)
     with pytest.raises(ExecutionFailed):
-        executor.fetch_one("SELECT 1; SELECT 2")
+        executor.fetch_one("SELECT 1; SELECT 2", limits())
     executor.close()
 
 
 def test_limits_are_set_for_each_statement(fixture_db: OmopDb) -> None:
-    executor = ReaderExecutor(fixture_db.reader_url, Limits(statement_timeout_s=7, work_mem_mb=8))
-    row = executor.fetch_one(
+    executor = ReaderExecutor(fixture_db.reader_url)
+    show = (
         "SELECT current_setting('work_mem'), current_setting('statement_timeout'),"
-        " current_setting('transaction_read_only'), current_setting('search_path')"
+        " current_setting('temp_file_limit'), current_setting('transaction_read_only'),"
+        " current_setting('search_path')"
     )
+    first = executor.fetch_one(show, limits(statement_timeout_s=7, work_mem_mb=8, temp_file_limit_mb=3))
+    # each call brings its own limits, nothing carries over from the previous statement
+    second = executor.fetch_one(show, limits(statement_timeout_s=9, work_mem_mb=16, temp_file_limit_mb=5))
     executor.close()
-    assert row == ("8MB", "7s", "on", "omop")
+    assert first == ("8MB", "7s", "3MB", "on", "omop")
+    assert second == ("16MB", "9s", "5MB", "on", "omop")

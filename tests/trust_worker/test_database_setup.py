@@ -276,6 +276,16 @@ def test_superuser_is_reported(omop_db: OmopDb) -> None:
     assert any("INSERT/UPDATE/DELETE/TRUNCATE" in p for p in problems)
 
 
+def _as_role(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+    """SET ROLE for a superuser session, bounding temp files first as init-db bounds the reader's.
+
+    A role reached by SET ROLE keeps the session's settings, and a superuser session has no
+    temp_file_limit: without one the scratch role would (rightly) be reported for unbounded temp files.
+    """
+    conn.execute("SET temp_file_limit = '1GB'")
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+
+
 @pytest.fixture
 def scratch_role(omop_db: OmopDb) -> Iterator[str]:
     """A throw-away NOLOGIN role (roles are cluster-wide, so it is dropped again)."""
@@ -313,7 +323,7 @@ def test_each_dangerous_privilege_is_reported(
     dbname = omop_db.admin_url.rsplit("/", 1)[1]
     with psycopg.connect(omop_db.admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL(grant).format(role=sql.Identifier(scratch_role), db=sql.Identifier(dbname)))
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(scratch_role)))
+        _as_role(conn, scratch_role)
         problems = reader_role_problems(conn)
     assert any(expected in p for p in problems), problems
 
@@ -322,8 +332,71 @@ def test_each_dangerous_privilege_is_reported(
 def test_scratch_role_with_only_the_base_grants_is_clean(omop_db: OmopDb, scratch_role: str) -> None:
     """The control for the test above: the same role without the extra grant has no problems."""
     with psycopg.connect(omop_db.admin_url, autocommit=True) as conn:
+        _as_role(conn, scratch_role)
+        assert reader_role_problems(conn) == []
+
+
+# --- temp_file_limit ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.services
+def test_reader_has_a_temp_file_limit_and_may_set_its_own(omop_db: OmopDb) -> None:
+    with _reader(omop_db) as conn:
+        assert conn.execute("SHOW temp_file_limit").fetchone() == ("1GB",)
+        with conn.transaction():
+            # what the worker does per query with the policy's value (PostgreSQL 15+: GRANT SET)
+            conn.execute("SELECT set_config('temp_file_limit', '7MB', true)")
+            assert conn.execute("SHOW temp_file_limit").fetchone() == ("7MB",)
+        assert conn.execute("SHOW temp_file_limit").fetchone() == ("1GB",)
+
+
+@pytest.mark.services
+def test_unbounded_temp_files_are_a_problem_until_the_role_may_bound_them(
+    omop_db: OmopDb, scratch_role: str
+) -> None:
+    with psycopg.connect(omop_db.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(scratch_role)))  # no limit, no right
+        problems = reader_role_problems(conn)
+        assert len(problems) == 1 and "temp_file_limit" in problems[0], problems
+        assert "superuser" in problems[0] and "GRANT SET ON PARAMETER" in problems[0]
+        conn.execute("RESET ROLE")
+        conn.execute(
+            sql.SQL("GRANT SET ON PARAMETER temp_file_limit TO {}").format(sql.Identifier(scratch_role))
+        )
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(scratch_role)))
         assert reader_role_problems(conn) == []
+        conn.execute("RESET ROLE")
+        conn.execute(
+            sql.SQL("REVOKE SET ON PARAMETER temp_file_limit FROM {}").format(sql.Identifier(scratch_role))
+        )
+
+
+@pytest.mark.services
+def test_an_owner_without_superuser_is_told_what_a_superuser_must_run(omop_db: OmopDb) -> None:
+    """temp_file_limit is superuser-only: a CREATEROLE owner gets everything else and a clear note."""
+    from trust_worker.database_setup import _bound_temp_files
+
+    owner = f"omopfed_owner_{secrets.token_hex(4)}"
+    with psycopg.connect(omop_db.admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN CREATEROLE").format(sql.Identifier(owner)))
+    try:
+        with psycopg.connect(omop_db.admin_url) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))
+            notes = _bound_temp_files(conn, 512)
+            conn.rollback()
+        assert len(notes) == 1
+        assert f"ALTER ROLE {READER_ROLE} SET temp_file_limit = '512MB'" in notes[0]
+        assert f"GRANT SET ON PARAMETER temp_file_limit TO {READER_ROLE}" in notes[0]
+        assert "superuser" in notes[0]
+    finally:
+        with psycopg.connect(omop_db.admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(owner)))
+
+
+def test_bad_temp_file_limit_is_a_usage_error() -> None:
+    for bad in (0, -1, 2 * 1024 * 1024):
+        with pytest.raises(UsageError, match="temp file limit"):
+            init_db("postgresql://nobody@127.0.0.1:1/x", "long-enough", temp_file_limit_mb=bad)
 
 
 @pytest.mark.services

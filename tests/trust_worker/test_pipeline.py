@@ -104,12 +104,6 @@ def test_flip_worked_example_is_six_persons_and_therefore_suppressed(fixture_db:
             "rejected",
             "project_not_allowed",
         ),
-        (
-            "SELECT a.person_id FROM person a, person b, person c, person d, person e, person f, person g",
-            TrustPolicy(statement_timeout_s=0.3),
-            "error",
-            "execution_failed",
-        ),
         ("SELECT person_id FROM person", TrustPolicy(), "released", None),
     ],
 )
@@ -123,5 +117,5 @@ def test_pipeline_outcomes(
     if status == "released":
         assert answer.result.person_count == 16
         assert answer.executed_sql is not None and "omop.person" in answer.executed_sql
-    if status == "error":
-        assert "timeout" in (answer.result.detail or "")
+    # how long it took is for the audit log only (failures: tests/trust_worker/test_execution_privacy.py)
+    assert "elapsed_ms" not in answer.result.model_dump() and answer.execution["elapsed_ms"] >= 0

@@ -164,3 +164,13 @@ def test_work_mem_reaches_the_executor_limits(tmp_path: Path) -> None:
     path.write_text("work_mem_mb = 1\n")
     with pytest.raises(UsageError, match="work_mem_mb"):
         load_policy(path)
+
+
+def test_temp_file_limit_reaches_the_executor_limits(tmp_path: Path) -> None:
+    assert TrustPolicy().limits().temp_file_limit_mb == 1024
+    assert load_policy(_write(tmp_path, "temp_file_limit_mb = 256\n")).limits().temp_file_limit_mb == 256
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1048577", '"512"', "512.5"])
+def test_nonsense_temp_file_limit_is_refused(tmp_path: Path, value: str) -> None:
+    assert "temp_file_limit_mb" in _error(tmp_path, f"temp_file_limit_mb = {value}\n")
