@@ -1,23 +1,23 @@
 """Disclosure control for numeric statistics: what a trust may release about a numeric column.
 
-Per column a trust computes (in PostgreSQL, see ``trust_worker.numeric_sql``) the number of non-null values,
-the number of distinct persons holding them, their mean, their centred sum of squares
-``M2 = sum((x - mean)^2)`` and, when asked, counts on the hub's histogram grid. The rules here decide what of
-that leaves the trust (:func:`protect_numeric`); the hub applies the same histogram rule again to the pooled
-result (``hub_broker.numeric_pooling``).
+Per column a trust computes (in PostgreSQL, see ``trust_worker.numeric_sql``) the number of distinct persons
+with a value, their mean, their centred sum of squares ``M2 = sum((x - mean)^2)`` and, when asked, counts
+of persons on the hub's histogram grid. The rules here decide what of that leaves the trust
+(:func:`protect_numeric`); the hub applies the same histogram rule again to the pooled result
+(``hub_broker.numeric_pooling``).
 
 The unit is the person, as everywhere else:
 
-* A column is summarised only when it holds **one value per person** (non-null rows == distinct persons
-  with a value). With several values per person a bin of T rows could be one person, and one person with
-  many rows could dominate the mean; the researcher reduces to one value per person in the cohort SQL
-  (latest, average, ...) and the trust says so (status ``rejected``, reason
-  ``multiple_values_per_person``). This is checked only for columns that pass the threshold, so it says
-  nothing about columns with few persons.
+* Each person has **one value or none** for a column, decided person by person in PostgreSQL: a person
+  whose rows hold several distinct values is counted as missing for that column (the researcher who
+  wants those persons reduces to one value per person in the cohort SQL: latest, average...). No column
+  status depends on whether a single person has a second value, which an earlier rule (refuse the whole
+  column when any person had several values) did: that one person's data flipped the column's status.
 * A summary is released only when ``n >= T`` persons have a value **and** the persons without a value
-  (cohort persons - n) are 0 or >= T, the non-null/null pair rule of ``omop.disclosure.protect_pair``: the
-  cohort's person count is released too, so a small "missing" group would otherwise follow by subtraction.
-  Both cases (and "all values null") give the same status and wording: ``suppressed``.
+  (cohort persons - n, including persons with several values) are 0 or >= T, the non-null/null pair rule
+  of ``omop.disclosure.protect_pair``: the cohort's person count is released too, so a small "missing"
+  group would otherwise follow by subtraction. Both cases (and "all values null") give the same status
+  and wording: ``suppressed``.
 * Released: ``n``, ``mean`` and ``m2``. These are the sufficient statistics for pooling mean and variance
   exactly across trusts (Chan et al.); mean and variance of at least T persons are the standard
   aggregate release of federated statistics, like a count of at least T. The exact minimum and maximum are
@@ -33,7 +33,7 @@ Released per-column shapes (the values of ``TrustResult.numeric``)::
      "histogram": {"lower": 15.0, "upper": 45.0, "bins": 10,
                    "cells": [{"first": 0, "last": 1, "count": 23}, ...]}}   # histogram only if requested
     {"status": "suppressed", "detail": NUMERIC_SUPPRESSED_DETAIL}
-    {"status": "rejected", "reason_code": "multiple_values_per_person", "detail": "..."}
+    {"status": "rejected", "reason_code": "out_of_range", "detail": "..."}   # a guard, see below
 """
 
 from __future__ import annotations
@@ -49,11 +49,8 @@ from omop.numeric_spec import MAX_BINS, MAX_COLUMN_NAME_BYTES, MAX_NUMERIC_COLUM
 #: group of persons without a value.
 NUMERIC_SUPPRESSED_DETAIL = "too few persons with (or without) a value in this column"
 
-MULTIPLE_VALUES = "multiple_values_per_person"
-MULTIPLE_VALUES_DETAIL = (
-    "some persons have more than one value in this column; reduce the cohort to one value per person "
-    "(for example the latest or the average measurement) to get numeric statistics"
-)
+#: A guard only: the trust's SQL drops values beyond +/-1e100 per person, so PostgreSQL always returns a
+#: finite mean and M2 and this status cannot be reached from data.
 OUT_OF_RANGE = "out_of_range"
 OUT_OF_RANGE_DETAIL = "the values are too large to summarise in double precision"
 
@@ -194,17 +191,15 @@ def protect_column(
 ) -> dict[str, Any]:
     """What may be released about one column (see the module docstring for the rules and shapes).
 
-    ``stats`` is one column of the raw statement output: ``rows``, ``persons``, ``mean``, ``m2`` and, when a
-    histogram was requested, ``histogram`` (a count per bin of ``histogram``'s grid).
+    ``stats`` is one column of the raw statement output: ``persons`` (with one value each), ``mean``,
+    ``m2`` and, when a histogram was requested, ``histogram`` (persons per bin of ``histogram``'s grid).
     """
     _require_threshold(threshold)
-    rows, persons = stats.get("rows"), stats.get("persons")
-    if not (_is_count(rows) and _is_count(persons) and _is_count(cohort_persons)):
-        raise ValueError("raw numeric statistics need non-negative integer rows, persons and cohort_persons")
+    persons = stats.get("persons")
+    if not (_is_count(persons) and _is_count(cohort_persons)) or persons > cohort_persons:
+        raise ValueError("raw numeric statistics need persons <= cohort_persons, both non-negative integers")
     if persons < threshold or is_small(cohort_persons - persons, threshold):
         return suppressed_column()
-    if rows != persons:
-        return rejected_column(MULTIPLE_VALUES, MULTIPLE_VALUES_DETAIL)
     mean, m2 = stats.get("mean"), stats.get("m2")
     if not (_is_finite_number(mean) and _is_finite_number(m2)):
         return rejected_column(OUT_OF_RANGE, OUT_OF_RANGE_DETAIL)
@@ -218,8 +213,8 @@ def protect_column(
         counts = stats.get("histogram")
         if not isinstance(counts, list) or len(counts) != histogram.bins or not all(map(_is_count, counts)):
             raise ValueError(f"raw histogram must hold {histogram.bins} non-negative integer counts")
-        if sum(counts) != rows:
-            raise ValueError("raw histogram counts do not add up to the column's non-null rows")
+        if sum(counts) != persons:
+            raise ValueError("raw histogram counts do not add up to the column's persons")
         released["histogram"] = cells_to_json(histogram, protect_histogram(counts, threshold))
     return released
 
@@ -230,7 +225,7 @@ def protect_numeric(
     """Apply the numeric disclosure rules to the raw statement output; the result is ``TrustResult.numeric``.
 
     ``raw`` is what ``trust_worker.numeric_sql.numeric_statistics_sql`` returns:
-    ``{"cohort_persons": int, "columns": {column: {"rows", "persons", "mean", "m2", "histogram"?}}}``.
+    ``{"cohort_persons": int, "columns": {column: {"persons", "mean", "m2", "histogram"?}}}``.
     ``histograms`` is the request's grids (a column's raw histogram is protected on that grid). A column
     with too few persons is ``suppressed``; the cohort as a whole may still be released.
     """

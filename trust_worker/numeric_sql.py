@@ -7,19 +7,25 @@ Two statements, both wrapping the (validated, re-emitted) cohort SQL as ``WITH c
    answer is one row whatever the cohort size. :func:`resolve_columns` then decides which columns to
    summarise, or rejects the request (unknown column, non-numeric column, person_id) with a reason code.
 2. :func:`numeric_statistics_sql` computes, per column, in one round trip returning JSON:
-   ``rows`` (non-null values), ``persons`` (distinct persons with a non-null value), ``mean``, ``m2`` (the
-   centred sum of squares) and, when asked, the count per bin of the hub's grid; plus ``cohort_persons``.
+   ``persons`` (distinct persons with a value), ``mean``, ``m2`` (the centred sum of squares) and, when
+   asked, the count of persons per bin of the hub's grid; plus ``cohort_persons``.
 
 Definitions (see ``docs/numeric-statistics.md``):
 
+* The unit is the person, and each person's value is decided **per person**: a person whose rows hold
+  one distinct value for the column has that value (however many rows repeat it); a person whose rows
+  hold several distinct values, or none, is *missing* for that column. So a column's figures, and its
+  status, never depend on whether one particular person has a second value: that person simply counts
+  among the missing, which the ordinary pair rule already covers.
 * Only rows with a non-null ``person_id`` count: a value that belongs to no person cannot be protected by a
-  person threshold. NaN and +/-Infinity count as null (they have no place in a mean).
-* Values are cast to ``double precision``. The mean and M2 use the *corrected two-pass* algorithm: a first
-  pass takes the mean ``a``, the second sums ``d = x - a`` and ``d*d``; then ``mean = a + sum(d)/n`` and
-  ``M2 = sum(d*d) - sum(d)^2/n``. The correction term cancels the rounding error of the first pass, so
-  the results are accurate to a few ulps, far inside the 1e-9 the pooled figures are tested to.
-* The disclosure unit is the distinct person. ``rows`` and ``persons`` are both returned so disclosure
-  control can refuse columns with several values per person (``omop.numeric_disclosure``).
+  person threshold.
+* Values are cast to ``double precision``; NaN, +/-Infinity and values beyond +/-1e100 count as missing
+  (they have no place in a mean, and a single extreme value must not overflow the sums of squares, which
+  would turn the whole answer into an error because of one person).
+* The mean and M2 use the *corrected two-pass* algorithm: a first pass takes the mean ``a``, the second
+  sums ``d = x - a`` and ``d*d``; then ``mean = a + sum(d)/n`` and ``M2 = sum(d*d) - sum(d)^2/n``. The
+  correction term cancels the rounding error of the first pass, so the results are accurate to a few
+  ulps, far inside the 1e-9 the pooled figures are tested to.
 * Minimum and maximum are never computed. Bins come from the hub's grid with ``width_bucket``; values
   below the grid fall into bin 0 and values at or above its upper bound into the last bin
   (``omop.numeric_spec``).
@@ -43,6 +49,10 @@ NUMERIC_TYPES: frozenset[str] = frozenset(
 
 # PostgreSQL functions take at most 100 arguments: objects are built in chunks and concatenated.
 _PAIRS_PER_CHUNK = 40
+
+#: Values at or beyond this magnitude count as missing: the squares of differences of values within the
+#: bound, summed over any realistic cohort, stay far inside double precision (no overflow error).
+VALUE_BOUND = 1e100
 
 
 class NumericRejected(OmopFedError):
@@ -130,9 +140,13 @@ def _float_literal(value: float) -> str:
 
 
 def _finite_value(column: str) -> str:
+    """The column as double precision, NULL when NaN, infinite or beyond ``VALUE_BOUND``.
+
+    PostgreSQL sorts NaN above every number, so one range test drops NaN and both infinities too.
+    """
     value = f"cohort.{quote_ident(column)}::double precision"
-    specials = ", ".join(f"'{s}'::double precision" for s in ("NaN", "Infinity", "-Infinity"))
-    return f"CASE WHEN {value} IN ({specials}) THEN NULL ELSE {value} END"
+    bound = _float_literal(VALUE_BOUND)
+    return f"CASE WHEN {value} > -{bound} AND {value} < {bound} THEN {value} END"
 
 
 def _histogram_expr(var: str, spec: HistogramSpec) -> str:
@@ -144,7 +158,8 @@ def _histogram_expr(var: str, spec: HistogramSpec) -> str:
     )
     return (
         f"(SELECT jsonb_agg(coalesce(h.k, 0) ORDER BY g.i) FROM generate_series(0, {b - 1}) AS g(i) "
-        f"LEFT JOIN (SELECT {bucket} AS b, count(*) AS k FROM vals WHERE vals.{var} IS NOT NULL GROUP BY 1) "
+        f"LEFT JOIN (SELECT {bucket} AS b, count(*) AS k FROM per_person AS vals "
+        f"WHERE vals.{var} IS NOT NULL GROUP BY 1) "
         f"AS h ON h.b = g.i)"
     )
 
@@ -157,12 +172,16 @@ def numeric_statistics_sql(
     It returns one row with one jsonb value::
 
         {"cohort_persons": 1200,
-         "columns": {"bmi": {"rows": 700, "persons": 700, "mean": 27.1, "m2": 17412.9,
+         "columns": {"bmi": {"persons": 700, "mean": 27.1, "m2": 17412.9,
                              "histogram": [3, 41, ...]},          # only for columns in ``histograms``
                      ...}}
 
-    ``mean`` and ``m2`` are null when a column has no value. ``columns`` must be output columns of the
+    ``mean`` and ``m2`` are null when no person has a value. ``columns`` must be output columns of the
     cohort with numeric types (:func:`resolve_columns`); ``histograms`` may only name such columns.
+
+    ``per_person`` reduces the cohort to one row per person first: a column's value is the person's one
+    distinct value (``min = max``), or NULL when the person has none or several. Every later step counts
+    persons, never rows.
     """
     if not columns:
         raise ValueError("numeric_statistics_sql needs at least one column")
@@ -170,19 +189,21 @@ def numeric_statistics_sql(
     if unknown:
         raise ValueError(f"histograms for columns not summarised: {unknown}")
     values = ",\n    ".join(f"{_finite_value(col)} AS v{i}" for i, col in enumerate(columns))
+    single = ",\n    ".join(
+        f"CASE WHEN min(obs.v{i}) = max(obs.v{i}) THEN min(obs.v{i}) END AS v{i}" for i in range(len(columns))
+    )
     means = ", ".join(f"avg(vals.v{i}) AS a{i}" for i in range(len(columns)))
     sums = ",\n    ".join(
-        f"count(vals.v{i}) AS r{i}, count(DISTINCT vals.pid) FILTER (WHERE vals.v{i} IS NOT NULL) AS p{i}, "
+        f"count(vals.v{i}) AS p{i}, "
         f"sum(vals.v{i} - fp.a{i}) AS d{i}, sum((vals.v{i} - fp.a{i}) * (vals.v{i} - fp.a{i})) AS s{i}"
         for i in range(len(columns))
     )
     entries = []
     for i, col in enumerate(columns):
         fields = [
-            ("'rows'", f"sp.r{i}"),
             ("'persons'", f"sp.p{i}"),
-            ("'mean'", f"fp.a{i} + sp.d{i} / nullif(sp.r{i}, 0)"),
-            ("'m2'", f"sp.s{i} - sp.d{i} * sp.d{i} / nullif(sp.r{i}, 0)"),
+            ("'mean'", f"fp.a{i} + sp.d{i} / nullif(sp.p{i}, 0)"),
+            ("'m2'", f"sp.s{i} - sp.d{i} * sp.d{i} / nullif(sp.p{i}, 0)"),
         ]
         if col in histograms:
             fields.append(("'histogram'", _histogram_expr(f"v{i}", histograms[col])))
@@ -190,20 +211,25 @@ def numeric_statistics_sql(
     return f"""WITH cohort AS MATERIALIZED (
 {cohort_sql}
 ),
-vals AS MATERIALIZED (
-  SELECT cohort.person_id AS pid,
-    {values}
-  FROM cohort WHERE cohort.person_id IS NOT NULL
+per_person AS MATERIALIZED (
+  SELECT obs.pid,
+    {single}
+  FROM (
+    SELECT cohort.person_id AS pid,
+      {values}
+    FROM cohort WHERE cohort.person_id IS NOT NULL
+  ) AS obs
+  GROUP BY obs.pid
 ),
 first_pass AS MATERIALIZED (
-  SELECT {means} FROM vals
+  SELECT {means} FROM per_person AS vals
 ),
 second_pass AS MATERIALIZED (
   SELECT
     {sums}
-  FROM vals CROSS JOIN first_pass AS fp
+  FROM per_person AS vals CROSS JOIN first_pass AS fp
 )
 SELECT jsonb_build_object(
-  'cohort_persons', (SELECT count(DISTINCT vals.pid) FROM vals),
+  'cohort_persons', (SELECT count(*) FROM per_person),
   'columns', (SELECT {_object(entries)} FROM first_pass AS fp CROSS JOIN second_pass AS sp)
 ) AS numeric"""

@@ -145,7 +145,6 @@ def trust_numeric(values: list[float], cohort_persons: int | None = None) -> dic
         "cohort_persons": len(values) if cohort_persons is None else cohort_persons,
         "columns": {
             "bmi": {
-                "rows": m.n,
                 "persons": m.n,
                 "mean": m.mean if values else None,
                 "m2": m.m2 if values else None,

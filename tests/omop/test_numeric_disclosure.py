@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from omop.disclosure import is_small
 from omop.numeric_disclosure import (
-    MULTIPLE_VALUES,
     NUMERIC_SUPPRESSED_DETAIL,
     Cell,
     cells_from_json,
@@ -132,13 +131,11 @@ def test_no_small_cell_derivable_by_subtraction(counts: list[int]) -> None:
 GRID = HistogramSpec(15, 45, 10)
 
 
-def raw_column(
-    n: int, *, persons: int | None = None, mean: float = 27.0, m2: float = 500.0, histogram: bool = True
-) -> dict[str, Any]:
+def raw_column(n: int, *, mean: float = 27.0, m2: float = 500.0, histogram: bool = True) -> dict[str, Any]:
     counts = [0] * 10
     for i in range(n):
         counts[(i * 7) % 10] += 1
-    stats: dict[str, Any] = {"rows": n, "persons": n if persons is None else persons, "mean": mean, "m2": m2}
+    stats: dict[str, Any] = {"persons": n, "mean": mean, "m2": m2}
     if n == 0:
         stats["mean"] = stats["m2"] = None
     if histogram:
@@ -168,12 +165,14 @@ def test_small_n_all_null_and_small_missing_are_suppressed_alike(n: int, cohort:
         assert column == {"status": "suppressed", "detail": NUMERIC_SUPPRESSED_DETAIL}
 
 
-def test_several_values_per_person_are_refused_not_summarised() -> None:
-    column = protect_column(raw_column(40, persons=20), 20, T, GRID)
-    assert column["status"] == "rejected" and column["reason_code"] == MULTIPLE_VALUES
-    assert "one value per person" in column["detail"]
-    # below the threshold the same column says nothing about its multiplicity
-    assert protect_column(raw_column(12, persons=6), 50, T, GRID)["status"] == "suppressed"
+def test_persons_with_several_values_are_missing_so_no_status_turns_on_one_person() -> None:
+    # The trust's SQL counts a person with several distinct values as missing (trust_worker.numeric_sql):
+    # one such person in a cohort of 100 is one more missing person, and only the pair rule applies.
+    assert protect_column(raw_column(99), 100, T, GRID)["status"] == "suppressed"  # 1 missing: small
+    assert protect_column(raw_column(89), 100, T, GRID)["status"] == "released"  # 11 missing
+    assert protect_column(raw_column(88), 100, T, GRID)["status"] == "released"  # one more: unchanged
+    with pytest.raises(ValueError, match="persons <= cohort_persons"):
+        protect_column(raw_column(40), 20, T, GRID)
 
 
 def test_values_out_of_double_range_are_refused() -> None:
@@ -186,7 +185,7 @@ def test_tiny_negative_m2_from_rounding_is_clamped() -> None:
     assert protect_column(raw_column(20, m2=-1e-12, histogram=False), 20, T)["m2"] == 0.0
 
 
-def test_raw_histogram_inconsistent_with_rows_is_a_programming_error() -> None:
+def test_raw_histogram_inconsistent_with_persons_is_a_programming_error() -> None:
     bad = raw_column(20)
     bad["histogram"][0] += 1
     with pytest.raises(ValueError, match="add up"):
@@ -199,25 +198,17 @@ def test_raw_histogram_inconsistent_with_rows_is_a_programming_error() -> None:
 @given(
     counts=st.lists(st.integers(0, 30), min_size=1, max_size=30),
     missing=st.integers(0, 40),
-    duplicate_rows=st.integers(0, 3),
 )
-def test_protected_numeric_always_satisfies_the_contract(
-    counts: list[int], missing: int, duplicate_rows: int
-) -> None:
+def test_protected_numeric_always_satisfies_the_contract(counts: list[int], missing: int) -> None:
     n = sum(counts)
     spec = HistogramSpec(0, 1, len(counts))
-    stats = {
-        "rows": n + duplicate_rows,
-        "persons": n,
-        "mean": 0.5,
-        "m2": 1.0,
-        "histogram": [*counts[:-1], counts[-1] + duplicate_rows],
-    }
+    stats = {"persons": n, "mean": 0.5, "m2": 1.0, "histogram": counts}
     out = protect_numeric({"cohort_persons": n + missing, "columns": {"x": stats}}, T, {"x": spec})
     check_released_numeric(out, T)
     entry = out["x"]
+    assert entry["status"] in ("released", "suppressed")  # never a status of its own for one person
     if entry["status"] == "released":
-        assert entry["n"] == n >= T and duplicate_rows == 0 and not is_small(missing, T)
+        assert entry["n"] == n >= T and not is_small(missing, T)
         spec_back, cells = cells_from_json(entry["histogram"])
         assert spec_back == spec
         check_cells(cells, spec.bins, T)

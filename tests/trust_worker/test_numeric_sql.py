@@ -19,7 +19,7 @@ import pytest
 
 from hub_broker.numeric_pooling import pool_numeric
 from omop.disclosure import is_small
-from omop.numeric_disclosure import MULTIPLE_VALUES, protect_numeric
+from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import HistogramSpec, NumericRequest
 from omop.sql_policy import validate
 from omop.synthetic import seed
@@ -31,10 +31,12 @@ from trust_worker.numeric_sql import (
     numeric_statistics_sql,
     resolve_columns,
 )
+from trust_worker.policy_file import TrustPolicy
 
 pytestmark = pytest.mark.services
 
 T = 10
+LIMITS = TrustPolicy().limits()
 FLOWER_SQL = (Path(__file__).resolve().parents[2] / "examples" / "flower-six-features.sql").read_text()
 FEATURES = ("age", "bmi", "systolic_bp", "diastolic_bp", "ldl_cholesterol", "hba1c")
 GRIDS = {
@@ -71,12 +73,27 @@ def answer(db: OmopDb, sql: str, request: NumericRequest) -> tuple[dict[str, Any
     validated = validate(sql)
     executor = ReaderExecutor(db.reader_url)
     try:
-        (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns))
+        (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns), LIMITS)
         columns = resolve_columns(request, validated.output_columns, types)
-        (raw,) = executor.fetch_one(numeric_statistics_sql(validated.sql, columns, request.histograms))
+        (raw,) = executor.fetch_one(
+            numeric_statistics_sql(validated.sql, columns, request.histograms), LIMITS
+        )
     finally:
         executor.close()
     return raw, protect_numeric(raw, T, request.histograms)
+
+
+def answer_unvalidated(db: OmopDb, cohort: str, columns: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The statistics statement and disclosure control over ``cohort`` as given, without the validator.
+
+    For properties of the statement itself, independent of which cohorts the SQL policy accepts.
+    """
+    executor = ReaderExecutor(db.reader_url)
+    try:
+        (raw,) = executor.fetch_one(numeric_statistics_sql(cohort, columns, {}), LIMITS)
+    finally:
+        executor.close()
+    return raw, protect_numeric(raw, T)
 
 
 def direct_one(admin_url: str, sql: str) -> tuple[Any, ...]:
@@ -178,7 +195,7 @@ def test_raw_statistics_match_direct_sql_with_odd_names_and_large_offsets(trusts
         "SELECT count(year_of_birth), avg(year_of_birth), var_pop(year_of_birth) FROM omop.person",
     )
     yob = raw["columns"]['Year "of" birth']
-    assert (yob["rows"], yob["persons"]) == (n, n) == (1200, 1200)
+    assert yob["persons"] == n == 1200
     assert rel_close(yob["mean"], float(mean), 1e-12) and rel_close(yob["m2"], float(var_pop) * n, 1e-9)
 
     # a mean of 1e9 with a spread of ~4: the corrected two-pass keeps M2 accurate
@@ -199,7 +216,7 @@ def test_raw_statistics_match_direct_sql_with_odd_names_and_large_offsets(trusts
         db.admin_url, "SELECT count(*) FROM omop.person WHERE person_id % 5 <> 0 AND person_id % 7 <> 0"
     )
     special = raw["columns"]["special"]
-    assert special["rows"] == special["persons"] == finite
+    assert special["persons"] == finite
     assert len(special["histogram"]) == 4 and sum(special["histogram"]) == finite
     (low,) = direct_one(
         db.admin_url,
@@ -223,22 +240,67 @@ def test_rows_without_a_person_do_not_count(trusts: list[OmopDb]) -> None:
         db.admin_url,
         "SELECT count(*), avg(p.year_of_birth) FROM omop.death d JOIN omop.person p USING (person_id)",
     )
-    assert raw["cohort_persons"] == deaths == raw["columns"]["yob"]["rows"]
+    assert raw["cohort_persons"] == deaths == raw["columns"]["yob"]["persons"]
     assert 0 < deaths < 2500
     assert rel_close(raw["columns"]["yob"]["mean"], float(mean), 1e-12)
 
 
-def test_several_values_per_person_are_rejected_per_column(trusts: list[OmopDb]) -> None:
+def test_a_person_with_several_values_is_missing_for_that_column_only(trusts: list[OmopDb]) -> None:
+    db = trusts[1]
+    # BMI and systolic pressure rows: a person measured for both has two distinct values (missing for
+    # "value"); their year of birth repeats on both rows but is one distinct value (kept for "yob")
     cohort = (
         "SELECT m.person_id, m.value_as_number AS value, p.year_of_birth AS yob "
         "FROM omop.measurement AS m JOIN omop.person AS p ON p.person_id = m.person_id "
         "WHERE m.measurement_concept_id IN (3038553, 3004249)"
     )
-    raw, released = answer(trusts[1], cohort, NumericRequest(("value", "yob")))
-    assert raw["columns"]["value"]["rows"] > raw["columns"]["value"]["persons"]
-    assert released["value"]["status"] == "rejected"
-    assert released["value"]["reason_code"] == MULTIPLE_VALUES
-    assert released["yob"]["status"] == "rejected"  # repeated per measurement row as well
+    raw, released = answer(db, cohort, NumericRequest(("value", "yob"), {"value": HistogramSpec(0, 200, 4)}))
+    persons, single, mean = direct_one(
+        db.admin_url,
+        "SELECT count(*), count(*) FILTER (WHERE lo = hi), avg(lo) FILTER (WHERE lo = hi) FROM ("
+        "  SELECT person_id, min(value_as_number) AS lo, max(value_as_number) AS hi FROM omop.measurement"
+        "  WHERE measurement_concept_id IN (3038553, 3004249) GROUP BY person_id) AS per_person",
+    )
+    assert raw["cohort_persons"] == persons
+    assert 0 < single < persons  # some persons have both measurements, some one of them
+    value = raw["columns"]["value"]
+    assert value["persons"] == single and sum(value["histogram"]) == single
+    assert rel_close(value["mean"], float(mean), 1e-12)
+    assert raw["columns"]["yob"]["persons"] == persons
+    # statuses come from the ordinary rules only: every person counts once, with one value or none
+    assert released["yob"]["status"] == "released" and released["yob"]["n"] == persons
+    assert released["value"]["status"] in ("released", "suppressed")
+
+
+TARGET = "(SELECT min(q.person_id) FROM omop.person AS q)"
+
+
+def test_one_person_with_a_second_value_is_exactly_one_missing_person(trusts: list[OmopDb]) -> None:
+    """Whether one target person has a second value shows only as one more missing person.
+
+    Every person, plus a second row for the target person: with the same value it changes nothing; with a
+    different value the target counts as missing, which gives exactly the answer of a cohort where the
+    target's value is null. No status of its own turns on that one person.
+    """
+    db = trusts[0]
+    everyone = "SELECT p.person_id, p.year_of_birth AS yob FROM omop.person AS p"
+    second = (
+        everyone + " UNION ALL SELECT p.person_id, p.year_of_birth + {extra} AS yob FROM omop.person AS p "
+        f"WHERE p.person_id = {TARGET}"
+    )
+    null_target = (
+        "SELECT p.person_id, CASE WHEN p.person_id = "
+        f"{TARGET} THEN NULL ELSE p.year_of_birth END AS yob FROM omop.person AS p"
+    )
+    alone, same, different, missing = (
+        answer_unvalidated(db, cohort, ["yob"])
+        for cohort in (everyone, second.format(extra=0), second.format(extra=1), null_target)
+    )
+    assert alone == same  # a repeated identical value is one value
+    assert different == missing  # several values: missing, and nothing else tells them apart
+    assert different[0]["columns"]["yob"]["persons"] == 1200 - 1
+    # one missing person is a small missing group: the ordinary pair rule withholds the column
+    assert alone[1]["yob"]["status"] == "released" and different[1]["yob"]["status"] == "suppressed"
 
 
 def test_all_null_and_small_columns_are_suppressed_alike(trusts: list[OmopDb]) -> None:
@@ -249,8 +311,8 @@ def test_all_null_and_small_columns_are_suppressed_alike(trusts: list[OmopDb]) -
         "FROM omop.person AS p"
     )
     raw, released = answer(trusts[2], cohort, NumericRequest(("empty", "few", "most")))
-    assert raw["columns"]["empty"] == {"rows": 0, "persons": 0, "mean": None, "m2": None}
-    assert raw["columns"]["few"]["rows"] == 5
+    assert raw["columns"]["empty"] == {"persons": 0, "mean": None, "m2": None}
+    assert raw["columns"]["few"]["persons"] == 5
     # "most" misses exactly 5 persons, which total - n would reveal: withheld like the others
     assert released["empty"] == released["few"] == released["most"]
     assert released["empty"]["status"] == "suppressed"
@@ -274,7 +336,7 @@ def _resolve(db: OmopDb, sql: str, request: NumericRequest) -> list[str]:
     validated = validate(sql)
     executor = ReaderExecutor(db.reader_url)
     try:
-        (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns))
+        (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns), LIMITS)
     finally:
         executor.close()
     return resolve_columns(request, validated.output_columns, types)
@@ -328,8 +390,9 @@ def test_type_discovery_never_runs_the_cohort(trusts: list[OmopDb]) -> None:
     validated = validate(sql)
     executor = ReaderExecutor(trusts[0].reader_url)
     try:
-        with pytest.raises(ExecutionFailed, match="SQLSTATE 22012"):
-            executor.fetch_one(numeric_statistics_sql(validated.sql, ["boom"], {}))
+        with pytest.raises(ExecutionFailed) as failed:
+            executor.fetch_one(numeric_statistics_sql(validated.sql, ["boom"], {}), LIMITS)
+        assert (failed.value.cause, failed.value.sqlstate) == ("database_error", "22012")
     finally:
         executor.close()
 
@@ -347,9 +410,9 @@ def test_flower_example_validates_and_runs_as_reader(trusts: list[OmopDb]) -> No
     assert validated.output_columns == ("person_id", *FEATURES)
     db = trusts[0]
     raw, released = answer(db, FLOWER_SQL, NumericRequest(FEATURES, {"bmi": GRIDS["bmi"]}))
-    # one row per person: every column has exactly one value per person who has it
-    for feature in FEATURES:
-        assert raw["columns"][feature]["rows"] == raw["columns"][feature]["persons"]
+    # one row per person: every person who has a value has exactly one (none is dropped as conflicting)
+    (bmi_rows,) = direct_one(db.admin_url, f"SELECT count(bmi) FROM ({FLOWER_SQL}) AS c")
+    assert raw["columns"]["bmi"]["persons"] == bmi_rows
     (with_bmi, with_any) = direct_one(
         db.admin_url,
         "SELECT count(DISTINCT person_id) FILTER (WHERE measurement_concept_id = 3038553), "
@@ -357,5 +420,5 @@ def test_flower_example_validates_and_runs_as_reader(trusts: list[OmopDb]) -> No
         "WHERE measurement_concept_id IN (3038553, 3004249, 3012888, 3009966, 3004410) "
         "AND value_as_number IS NOT NULL",
     )
-    assert raw["cohort_persons"] == with_any == raw["columns"]["age"]["rows"]
+    assert raw["cohort_persons"] == with_any == raw["columns"]["age"]["persons"]
     assert released["bmi"]["n"] == with_bmi
