@@ -107,6 +107,11 @@ def classify(exc: psycopg.Error, limits: Limits) -> tuple[str, str]:
     return "database_error", f"the database could not run the statement {where}"
 
 
+def _milliseconds(seconds: float) -> str:
+    """A PostgreSQL duration of at least 1 ms: 0 would mean *no* timeout, never what a policy meant."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
 def _connection_lost(exc: psycopg.Error) -> bool:
     """Server gone or shutting down (SQLSTATE class 08, 57P01-57P03) or no SQLSTATE at all."""
     state = exc.sqlstate or ""
@@ -202,9 +207,9 @@ class ReaderExecutor:
     def _settings(self, limits: Limits) -> dict[str, str]:
         """The settings for one transaction; ``temp_file_limit`` only where the role may set it."""
         settings = {
-            "statement_timeout": f"{int(limits.statement_timeout_s * 1000)}ms",
-            "lock_timeout": f"{int(limits.lock_timeout_s * 1000)}ms",
-            "idle_in_transaction_session_timeout": f"{int(limits.idle_in_transaction_timeout_s * 1000)}ms",
+            "statement_timeout": _milliseconds(limits.statement_timeout_s),
+            "lock_timeout": _milliseconds(limits.lock_timeout_s),
+            "idle_in_transaction_session_timeout": _milliseconds(limits.idle_in_transaction_timeout_s),
             "work_mem": f"{int(limits.work_mem_mb)}MB",
             "search_path": "omop",
         }

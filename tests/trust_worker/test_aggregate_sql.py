@@ -120,6 +120,12 @@ def test_limits_are_set_for_each_statement(fixture_db: OmopDb) -> None:
     first = executor.fetch_one(show, limits(statement_timeout_s=7, work_mem_mb=8, temp_file_limit_mb=3))
     # each call brings its own limits, nothing carries over from the previous statement
     second = executor.fetch_one(show, limits(statement_timeout_s=9, work_mem_mb=16, temp_file_limit_mb=5))
+    # a sub-millisecond policy value is 1 ms, never 0 (which PostgreSQL reads as "no timeout")
+    tiny = executor.fetch_one(
+        "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+        limits(statement_timeout_s=30, lock_timeout_s=0.0004),
+    )
     executor.close()
     assert first == ("8MB", "7s", "3MB", "on", "omop")
     assert second == ("16MB", "9s", "5MB", "on", "omop")
+    assert tiny == ("30s", "1ms")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql as pgsql
 
+from omop.dburl import with_user
 from omop.keys import generate_hub_keys, generate_trust_key, pin_hub
+from omop.protocol import EXECUTION_FAILED, EXECUTION_FAILED_DETAIL
 from tests.cli_runner import run_omopfed
 from tests.conftest import OmopDb
+from trust_worker.database_setup import BASE_ROLE
 
 pytestmark = pytest.mark.services
 
@@ -34,11 +39,6 @@ def sql_file(tmp_path: Path, sql: str) -> str:
         ("SELECT person_id FROM person WHERE person_id <= 9", 3, "suppressed"),
         ("SELECT person_id FROM person WHERE false", 3, "suppressed"),
         ("SELECT 1; DROP TABLE person", 4, "rejected"),
-        (
-            "SELECT a.person_id FROM person a, person b, person c, person d, person e, person f, person g",
-            5,
-            "error",
-        ),
     ],
 )
 def test_check_json_and_exit_codes(
@@ -65,6 +65,53 @@ def test_check_json_and_exit_codes(
         assert out["person_count"] == 16 and sum(out["sex"].values()) == 16 and sum(out["age"].values()) == 16
     else:
         assert "person_count" not in out and "sex" not in out
+
+
+def test_check_error_is_the_generic_answer_and_the_cause_is_shown_locally(
+    fixture_db: OmopDb, tmp_path: Path
+) -> None:
+    """A failure at execution (here: a privilege the reader lost) is answered with the one wording; the
+    governance team running the check sees the real cause, marked as never sent."""
+    with psycopg.connect(fixture_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            pgsql.SQL("REVOKE SELECT ON omop.measurement FROM {}").format(pgsql.Identifier(BASE_ROLE))
+        )
+    cohort = sql_file(tmp_path, "SELECT m.person_id FROM measurement m")
+    proc = omopfed("trust", "check", "--db-url", fixture_db.reader_url, "--sql-file", cohort, "--json")
+    assert proc.returncode == 5, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["status"], out["reason_code"], out["detail"]) == (
+        "error",
+        EXECUTION_FAILED,
+        EXECUTION_FAILED_DETAIL,
+    )
+    assert "SQLSTATE 42501" in out["cause_not_sent"]
+    text = omopfed("trust", "check", "--db-url", fixture_db.reader_url, "--sql-file", cohort)
+    assert "never sent to the hub" in text.stdout and "42501" in text.stdout
+
+
+def test_check_refuses_a_role_whose_temp_files_are_unbounded(fixture_db: OmopDb, tmp_path: Path) -> None:
+    """A login role with the reader's grants but no temp_file_limit (and no right to set one)."""
+    role, password = f"omopfed_unbounded_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    with psycopg.connect(fixture_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            pgsql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                pgsql.Identifier(role), pgsql.Literal(password)
+            )
+        )
+        conn.execute(pgsql.SQL("GRANT {} TO {}").format(pgsql.Identifier(BASE_ROLE), pgsql.Identifier(role)))
+    try:
+        url = with_user(fixture_db.admin_url, role, password)
+        cohort = sql_file(tmp_path, "SELECT person_id FROM person")
+        proc = omopfed("trust", "check", "--db-url", url, "--sql-file", cohort, "--json")
+        assert proc.returncode == 5, proc.stderr
+        out = json.loads(proc.stdout)
+        assert (
+            out["status"] == "error" and "temp_file_limit" in out["detail"] and "superuser" in out["detail"]
+        )
+    finally:
+        with psycopg.connect(fixture_db.admin_url, autocommit=True) as conn:
+            conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(role)))
 
 
 def test_check_as_a_superuser_is_refused(fixture_db: OmopDb, tmp_path: Path) -> None:
@@ -185,10 +232,24 @@ def test_audit_lists_and_verifies(tmp_path: Path) -> None:
         released={"person_count": 16},
     )
     log.append(query_id="q2", project_id="p", sql="DELETE FROM person", decision="rejected", detail="no")
+    log.append(
+        query_id="q3",
+        project_id="p",
+        sql="SELECT person_id FROM person",
+        decision="error",
+        detail=EXECUTION_FAILED_DETAIL,
+        execution={
+            "elapsed_ms": 301.2,
+            "failure": {"cause": "statement_timeout", "description": "timed out"},
+        },
+    )
     listed = omopfed("trust", "audit", "--state-dir", str(tmp_path), "--json")
-    assert [json.loads(line)["decision"] for line in listed.stdout.splitlines()] == ["released", "rejected"]
+    decisions = [json.loads(line)["decision"] for line in listed.stdout.splitlines()]
+    assert decisions == ["released", "rejected", "error"]
+    # the staff's listing shows the real cause of a failure, which the hub never received
+    assert "timed out" in omopfed("trust", "audit", "--state-dir", str(tmp_path)).stdout
     assert omopfed("trust", "audit", "--state-dir", str(tmp_path), "--verify").returncode == 0
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
-    (tmp_path / "audit.jsonl").write_text(lines[1] + "\n")
+    (tmp_path / "audit.jsonl").write_text(lines[1] + "\n" + lines[2] + "\n")
     broken = omopfed("trust", "audit", "--state-dir", str(tmp_path), "--verify")
     assert broken.returncode == 1 and "line 1" in broken.stderr
