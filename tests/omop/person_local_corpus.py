@@ -1484,6 +1484,17 @@ KNOWN_HOLES: list[tuple[str, str, str]] = [
         "cross_person_subquery",
         "cross_subquery",
     ),
+    # KNOWN HOLE (cost): vocabulary joined by an equality on a non-unique column of a person's value, then
+    # chained: the fan-out (millions of concept_ancestor rows per level value) is chosen by that value, so a
+    # statement timeout (an "error" answer) says whether the target's month_of_birth is the heavy one
+    (
+        "SELECT p.person_id, count(*) AS n FROM omop.person p JOIN omop.concept_ancestor a "
+        "ON a.min_levels_of_separation = p.month_of_birth JOIN omop.concept_ancestor b "
+        "ON b.min_levels_of_separation = a.max_levels_of_separation WHERE p.year_of_birth = 1942 "
+        "GROUP BY p.person_id",
+        "reference_join",
+        "cost",
+    ),
     # KNOWN HOLE (cost): text doubled at every WITH level: 2^30 times the value's length, unbounded memory
     (
         _cte_chain(
