@@ -142,11 +142,18 @@ def _float_literal(value: float) -> str:
 def _finite_value(column: str) -> str:
     """The column as double precision, NULL when NaN, infinite or beyond ``VALUE_BOUND``.
 
-    PostgreSQL sorts NaN above every number, so one range test drops NaN and both infinities too.
+    PostgreSQL sorts NaN above every number, so one range test drops NaN and both infinities too. The
+    test runs on ``numeric`` (every numeric type converts to it without error, infinities and NaN
+    included), so values far beyond double precision never reach the cast.
     """
-    value = f"cohort.{quote_ident(column)}::double precision"
-    bound = _float_literal(VALUE_BOUND)
-    return f"CASE WHEN {value} > -{bound} AND {value} < {bound} THEN {value} END"
+    # compared as numeric first: a numeric beyond double precision's range would make the cast itself
+    # fail, and an error caused by one person's value must never replace the answer
+    exact = f"cohort.{quote_ident(column)}::numeric"
+    bound = f"{VALUE_BOUND:.0e}::numeric"
+    return (
+        f"CASE WHEN {exact} > -{bound} AND {exact} < {bound} "
+        f"THEN cohort.{quote_ident(column)}::double precision END"
+    )
 
 
 def _histogram_expr(var: str, spec: HistogramSpec) -> str:

@@ -306,6 +306,53 @@ CREATE TABLE IF NOT EXISTS omop.image_feature (
 );
 
 -- ---------------------------------------------------------------------------------------------------------
+-- Health system (reachable from a person's row only through its key)
+-- ---------------------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS omop.location (
+    location_id bigint NOT NULL,
+    address_1 varchar(50),
+    address_2 varchar(50),
+    city varchar(50),
+    state varchar(2),
+    zip varchar(9),
+    county varchar(20),
+    location_source_value varchar(50),
+    country_concept_id integer,
+    country_source_value varchar(80),
+    latitude numeric,
+    longitude numeric,
+    PRIMARY KEY (location_id)
+);
+
+CREATE TABLE IF NOT EXISTS omop.care_site (
+    care_site_id bigint NOT NULL,
+    care_site_name varchar(255),
+    place_of_service_concept_id integer,
+    location_id bigint,
+    care_site_source_value varchar(50),
+    place_of_service_source_value varchar(50),
+    PRIMARY KEY (care_site_id)
+);
+
+CREATE TABLE IF NOT EXISTS omop.provider (
+    provider_id bigint NOT NULL,
+    provider_name varchar(255),
+    npi varchar(20),
+    dea varchar(20),
+    specialty_concept_id integer,
+    care_site_id bigint,
+    year_of_birth integer,
+    gender_concept_id integer,
+    provider_source_value varchar(50),
+    specialty_source_value varchar(50),
+    specialty_source_concept_id integer,
+    gender_source_value varchar(50),
+    gender_source_concept_id integer,
+    PRIMARY KEY (provider_id)
+);
+
+-- ---------------------------------------------------------------------------------------------------------
 -- Metadata
 -- ---------------------------------------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ STRUCTURE: frozenset[type[exp.Expression]] = _types(
     "Sub",
     "Mul",
     "Div",
+    "IntDiv",
     "Mod",
     "DPipe",
     "Bracket",

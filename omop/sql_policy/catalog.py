@@ -16,10 +16,11 @@ person's own data nor public reference data.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from functools import cache
 
-from omop.schema import table_columns
+from omop.schema import ddl, table_columns
 
 PERSON_KEY = "person_id"
 
@@ -82,6 +83,7 @@ class CatalogColumn:
     type: SqlType
     identifier: bool  # an opaque record or person identifier
     event: str | None  # for identifiers of person records: the table whose rows it identifies
+    reference_key: bool = False  # a vocabulary code column that other tables refer to (concept_id...)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class CatalogTable:
     name: str
     kind: TableKind
     columns: dict[str, CatalogColumn]
+    primary_key: tuple[str, ...] = ()
 
 
 def _sql_type(declared: str) -> SqlType:
@@ -130,6 +133,28 @@ def _event_of(column: str) -> str | None:
     return None
 
 
+def _is_reference_key(column: str) -> bool:
+    """Vocabulary columns that identify a concept, vocabulary, domain, class or relationship."""
+    return column.endswith(("concept_id", "concept_id_1", "concept_id_2", "_id")) or column == "concept_code"
+
+
+@cache
+def primary_keys() -> dict[str, tuple[str, ...]]:
+    """Table -> its primary key columns, as the DDL declares them (unique by the database's own rule)."""
+    keys: dict[str, tuple[str, ...]] = {}
+    current: str | None = None
+    for raw in ddl().splitlines():
+        line = raw.strip()
+        table = re.match(r"^CREATE TABLE IF NOT EXISTS \w+\.(\w+) \($", line)
+        if table:
+            current = table.group(1)
+            continue
+        key = re.match(r"^PRIMARY KEY \(([\w, ]+)\)", line)
+        if key and current:
+            keys[current] = tuple(part.strip() for part in key.group(1).split(","))
+    return keys
+
+
 def _is_identifier(column: str) -> bool:
     if column == PERSON_KEY or column in _TEXT_IDENTIFIERS:
         return True
@@ -154,8 +179,9 @@ def catalog() -> dict[str, CatalogTable]:
         for c in columns:
             opaque = kind is not TableKind.REFERENCE and _is_identifier(c.name)
             event = _event_of(c.name) if opaque and kind is TableKind.PERSON else None
-            cols[c.name] = CatalogColumn(c.name, _sql_type(c.type.split("(")[0]), opaque, event)
-        tables[table] = CatalogTable(table, kind, cols)
+            key = kind is TableKind.REFERENCE and _is_reference_key(c.name)
+            cols[c.name] = CatalogColumn(c.name, _sql_type(c.type.split("(")[0]), opaque, event, key)
+        tables[table] = CatalogTable(table, kind, cols, primary_keys().get(table, ()))
     return tables
 
 

@@ -49,8 +49,15 @@ from omop.sql_policy.person_local import (
 if TYPE_CHECKING:
     from omop.sql_policy.person_local import LocalityAnalyser
 
-#: Arithmetic operations on data per query: keeps every ``numeric`` value far below PostgreSQL's limit.
+#: Arithmetic operations on data per query.
 MAX_ARITHMETIC = 256
+#: Largest number of integer digits an expression may be able to reach (PostgreSQL's numeric allows
+#: 131,072); a division by a value that is not a literal may add up to a thousand digits.
+MAX_DIGITS = 10_000
+DIVISION_DIGITS = 1_000
+#: How many times longer than the data it was built from a text value may become.
+MAX_TEXT_GROWTH = 64
+INT8_MAX = 9_223_372_036_854_775_807
 #: How far date arithmetic may move a date, in total: the CDM's dates lie between the years 1 and
 #: 100,000, and PostgreSQL's dates and timestamps end at 4713 BC and 294,276 AD, so 1,000 years either
 #: way can never leave the range (an error there would depend on the date).
@@ -207,6 +214,23 @@ def _cast(node: exp.Expression, to: str) -> exp.Expression:
     return exp.Cast(this=node, to=exp.DataType.build(to, dialect="postgres"))
 
 
+def _decimal() -> exp.DataType:
+    return exp.DataType.build("DECIMAL", dialect="postgres")
+
+
+def _result_digits(kind: type[exp.Expression], a: Field, b: Field, divisor: Decimal | None) -> float:
+    """A bound on the integer digits of ``a <op> b`` from bounds on its operands."""
+    if kind is exp.Mul:
+        return a.digits + b.digits
+    if kind is exp.Div:
+        if divisor is not None and divisor != 0:
+            return a.digits + max(0.0, float(-divisor.adjusted()))
+        return a.digits + DIVISION_DIGITS
+    if kind is exp.Mod:
+        return min(a.digits, b.digits) if b.digits else a.digits
+    return max(a.digits, b.digits) + 1
+
+
 def _is_zero_guard(node: exp.Expression) -> bool:
     node = strip_parens(node)
     if not isinstance(node, exp.Nullif):
@@ -323,10 +347,7 @@ def check_regex(pattern: str) -> None:
                 end += 1
             if end >= len(pattern):
                 raise _reject("invalid_pattern", f"unterminated [ in regular expression; {problem}")
-            body = pattern[position + 1 : end].lstrip("^")
-            for low, high in re.findall(r"(.)-(.)", body):
-                if low > high:
-                    raise _reject("invalid_pattern", f"invalid range {low}-{high} in regular expression")
+            _check_class(pattern[position + 1 : end].removeprefix("^"))
             position = end + 1
             previous_quantifiable = True
             continue
@@ -341,6 +362,23 @@ def check_regex(pattern: str) -> None:
         re.compile(pattern)
     except re.error as exc:
         raise _reject("invalid_pattern", f"invalid regular expression ({exc})") from None
+
+
+def _check_class(body: str) -> None:
+    """A bracket expression's body: literal characters and ranges a-z, '-' only first or last."""
+    index = 0
+    while index < len(body):
+        if index + 2 < len(body) and body[index + 1] == "-":
+            low, high = body[index], body[index + 2]
+            if "-" in (low, high) or low > high:
+                raise _reject("invalid_pattern", f"invalid range {low}-{high} in a regular expression")
+            index += 3
+            continue
+        if body[index] == "-" and 0 < index < len(body) - 1:
+            raise _reject(
+                "invalid_pattern", "in [...] a '-' must be first, last or between the ends of one range"
+            )
+        index += 1
 
 
 def check_like(pattern: str) -> None:
@@ -517,15 +555,19 @@ class ExpressionChecker:
         value = literal_number(node)
         if value is None or not value.is_finite():
             raise _reject("literal_out_of_range", f"number {node.this} cannot be read")
-        digits = value.as_tuple().digits
-        if value != 0 and (abs(value.adjusted()) > MAX_LITERAL_EXPONENT or len(digits) > MAX_LITERAL_DIGITS):
+        significant = value.as_tuple().digits
+        if value != 0 and (
+            abs(value.adjusted()) > MAX_LITERAL_EXPONENT or len(significant) > MAX_LITERAL_DIGITS
+        ):
             raise _reject(
                 "literal_out_of_range",
                 f"number {node.this} is too large or too small for a cohort query "
                 f"(at most 1e{MAX_LITERAL_EXPONENT})",
             )
-        is_int = str(node.this).isdigit()
-        return Field(SqlType.INT if is_int else SqlType.NUMERIC, constant=True)
+        # PostgreSQL types a whole number beyond bigint as numeric (-9223372036854775808 is a bigint)
+        is_int = str(node.this).isdigit() and int(str(node.this)) <= INT8_MAX + 1
+        digits = float(max(value.adjusted() + 1, 1))
+        return Field(SqlType.INT if is_int else SqlType.NUMERIC, constant=True, digits=digits, literal=True)
 
     def e_Boolean(self, node: exp.Boolean, scope: Scope) -> Field:
         return Field(SqlType.BOOL, constant=True)
@@ -696,16 +738,12 @@ class ExpressionChecker:
         default = node.args.get("default")
         if default is not None:
             results.append(self.value(default, scope))
-        return Field(unify([f.type for f in results]), shift=max((f.shift for f in results), default=0.0))
+        return _combined(results, constant=False)
 
     def _unified(self, node: exp.Expression, scope: Scope) -> Field:
         items = [node.this, *node.expressions] if node.this is not None else list(node.expressions)
         fields = [self.value(item, scope) for item in items]
-        return Field(
-            unify([f.type for f in fields]),
-            constant=all(f.constant for f in fields),
-            shift=max((f.shift for f in fields), default=0.0),
-        )
+        return _combined(fields, constant=all(f.constant for f in fields))
 
     e_Coalesce = _unified
     e_Greatest = _unified
@@ -714,7 +752,7 @@ class ExpressionChecker:
     def e_Nullif(self, node: exp.Nullif, scope: Scope) -> Field:
         a = self.value(node.this, scope)
         b = self.value(node.expression, scope)
-        return Field(a.type, constant=a.constant and b.constant)
+        return replace(a, constant=a.constant and b.constant, literal=False, reference_key=False)
 
     # arithmetic
     def _arithmetic(self, node: exp.Expression, scope: Scope) -> Field:
@@ -735,7 +773,7 @@ class ExpressionChecker:
         if kind is exp.Add and ta is SqlType.INT and tb is SqlType.DATE:
             return self._shifted(SqlType.DATE, b, self._day_offset(node.this), constant)
         if kind is exp.Sub and ta is SqlType.DATE and tb is SqlType.DATE:
-            return Field(SqlType.INT, constant=constant)
+            return Field(SqlType.INT, constant=constant, digits=10)
         if kind is exp.Sub and ta in dates and tb in dates:
             return Field(SqlType.INTERVAL, constant=constant)
         if kind in (exp.Add, exp.Sub) and ta in dates and tb is SqlType.INTERVAL and b.literal:
@@ -759,40 +797,44 @@ class ExpressionChecker:
     e_Mod = _arithmetic
 
     def _numeric(self, node: exp.Expression, a: Field, b: Field, constant: bool) -> Field:
-        """Numbers: integer arithmetic in numeric (no overflow), division and modulo by zero give NULL."""
+        """Numbers in numeric (no overflow), division and modulo by zero give NULL, sizes bounded.
+
+        Integer division keeps its meaning (truncation towards zero) as ``div()`` on numerics.
+        """
         kind = type(node)
-        nonzero = literal_number(node.expression) not in (None, 0)
+        divisor = literal_number(node.expression)
+        nonzero = divisor not in (None, 0)
+        digits = _result_digits(kind, a, b, divisor)
+        if digits > MAX_DIGITS:
+            raise _reject(
+                "too_complex",
+                f"{_shown(node)}: this arithmetic could build numbers of more than {MAX_DIGITS} digits",
+            )
         # only literals are folded by the planner; any other constant (now(), EXTRACT(... CURRENT_DATE))
         # is evaluated when a row reaches it, so it must be total like data
-        if literal_number(node.this) is not None and literal_number(node.expression) is not None:
+        if literal_number(node.this) is not None and divisor is not None:
             if kind in (exp.Div, exp.Mod) and not nonzero and not _is_zero_guard(node.expression):
                 node.set("expression", exp.Nullif(this=node.expression, expression=exp.Literal.number(0)))
-            both_int = a.type is SqlType.INT and b.type is SqlType.INT
-            return Field(SqlType.INT if both_int else SqlType.NUMERIC, constant=True)
-        if kind in (exp.Div, exp.Mod) and a.type is SqlType.INT and b.type is SqlType.INT:
-            # integer division keeps its meaning (truncation) in bigint, where int4 values cannot overflow
-            for key in ("this", "expression"):
-                operand = node.args[key]
-                inner = operand.this if _is_zero_guard(operand) else operand
-                if _cast_target(inner) is not exp.DataType.Type.BIGINT and literal_number(inner) is None:
-                    inner = _cast(inner, "BIGINT")
-                if key == "expression" and nonzero:
-                    operand = inner
-                elif key == "expression" and not _is_zero_guard(operand):
-                    operand = exp.Nullif(this=inner, expression=exp.Literal.number(0))
-                elif key == "expression":
-                    operand.set("this", inner)
-                else:
-                    operand = inner
-                node.set(key, operand)
-            return Field(SqlType.INT)
-        for key, f in (("this", a), ("expression", b)):
+            both_int = a.type is SqlType.INT and b.type is SqlType.INT and kind is not exp.Div
+            return Field(SqlType.INT if both_int else SqlType.NUMERIC, constant=True, digits=digits)
+        integer_division = kind is exp.Div and a.type is SqlType.INT and b.type is SqlType.INT
+        self._numeric_operands(node, a, b, guard=kind in (exp.Div, exp.Mod) and not nonzero)
+        if integer_division:
+            node.replace(exp.Cast(this=exp.IntDiv(this=node.this, expression=node.expression), to=_decimal()))
+        return Field(SqlType.NUMERIC, digits=digits)
+
+    def _numeric_operands(self, node: exp.Expression, a: Field, b: Field, *, guard: bool) -> None:
+        """Cast both operands to numeric (literals excepted) and guard the divisor with NULLIF(b, 0).
+
+        Every operand that is not a bare literal is cast, whatever type the analysis gave it: a cast from
+        numeric to numeric costs nothing, and a mistaken type (PostgreSQL types some constants otherwise)
+        then cannot leave integer arithmetic that overflows.
+        """
+        for key in ("this", "expression"):
             operand = node.args[key]
-            guarded = key == "expression" and kind in (exp.Div, exp.Mod) and not nonzero
+            guarded = key == "expression" and guard
             inner = operand.this if guarded and _is_zero_guard(operand) else operand
-            if f.type is not SqlType.NUMERIC and literal_number(inner) is None:
-                inner = _cast(inner, "DECIMAL")
-            elif f.type is SqlType.FLOAT:
+            if _cast_target(inner) is not exp.DataType.Type.DECIMAL and literal_number(inner) is None:
                 inner = _cast(inner, "DECIMAL")
             if guarded:
                 if _is_zero_guard(operand):
@@ -802,7 +844,23 @@ class ExpressionChecker:
             else:
                 operand = inner
             node.set(key, operand)
-        return Field(SqlType.NUMERIC)
+
+    def e_IntDiv(self, node: exp.Expression, scope: Scope) -> Field:
+        """``div(a, b)``: integer division of numerics, written by researchers or by the rewrite above."""
+        parent = node.parent if isinstance(node.parent, exp.Expression) else None
+        if _cast_target(parent) is not exp.DataType.Type.DECIMAL:
+            raise _reject("unsupported_syntax", "write integer division as a / b or div(a, b)")
+        a = self.number(node.this, scope, "div")
+        b = self.number(node.expression, scope, "div")
+        divisor = literal_number(node.expression)
+        digits = _result_digits(exp.Div, a, b, divisor)
+        if digits > MAX_DIGITS:
+            raise _reject(
+                "too_complex", f"{_shown(node)}: this division could build numbers that are too large"
+            )
+        self.arithmetic += 1
+        self._numeric_operands(node, a, b, guard=divisor in (None, 0))
+        return Field(SqlType.NUMERIC, digits=digits)
 
     def _shifted(self, result: SqlType, date: Field, years: float, constant: bool) -> Field:
         """A date moved by ``years``: the total a chain of additions may move it is bounded too."""
@@ -829,9 +887,12 @@ class ExpressionChecker:
             return abs(value) / 365.25
         if _is_clamp(operand):
             return MAX_DAY_OFFSET / 365.25
-        built = exp.Least(
-            this=exp.Greatest(this=operand.copy(), expressions=[exp.Literal.number(-MAX_DAY_OFFSET)]),
-            expressions=[exp.Literal.number(MAX_DAY_OFFSET)],
+        built = _cast(
+            exp.Least(
+                this=exp.Greatest(this=operand.copy(), expressions=[exp.Literal.number(-MAX_DAY_OFFSET)]),
+                expressions=[exp.Literal.number(MAX_DAY_OFFSET)],
+            ),
+            "INT",  # date + bigint has no operator; the clamped value always fits an integer
         )
         clamped = sqlglot.parse_one(built.sql(dialect="postgres"), read="postgres")
         operand.replace(clamped)
@@ -841,12 +902,11 @@ class ExpressionChecker:
         f = self.value(node.this, scope)
         if literal_number(node.this) is not None:
             return Field(f.type, constant=True)
-        if f.type in (SqlType.INT, SqlType.FLOAT):
-            node.set("this", _cast(node.this, "DECIMAL"))
+        if f.type in NUMBER_TYPES:
+            if _cast_target(node.this) is not exp.DataType.Type.DECIMAL:
+                node.set("this", _cast(node.this, "DECIMAL"))
             self.arithmetic += 1
-            return Field(SqlType.NUMERIC)
-        if f.type is SqlType.NUMERIC:
-            return f
+            return Field(SqlType.NUMERIC, digits=f.digits)
         raise _reject("unsupported_operation", f"{_shown(node)}: only numbers can be negated")
 
     def e_DPipe(self, node: exp.DPipe, scope: Scope) -> Field:
@@ -854,7 +914,7 @@ class ExpressionChecker:
         b = self.value(node.expression, scope)
         if SqlType.OTHER in (a.type, b.type):
             raise _reject("unsupported_operation", f"{_shown(node)}: || joins text only")
-        return Field(SqlType.TEXT, constant=a.constant and b.constant)
+        return replace(self._grown(node, a.growth + b.growth), constant=a.constant and b.constant)
 
     # casts
     def e_Cast(self, node: exp.Cast, scope: Scope) -> Field:
@@ -871,6 +931,8 @@ class ExpressionChecker:
             isinstance(strip_parens(node.this), (exp.Literal, exp.Null))
             or literal_number(node.this) is not None
         )
+        if _is_clamp(node):
+            return Field(SqlType.INT, digits=7)  # a day offset clamped by the rewrite above
         if source.opaque:
             if target in (T.BIGINT, T.TEXT, T.VARCHAR) and not has_params:
                 return Field(SqlType.INT if target is T.BIGINT else SqlType.TEXT, source.role, source.event)
@@ -901,7 +963,8 @@ class ExpressionChecker:
                 "unsafe_cast",
                 f"{_shown(node)}: narrowing integer casts can overflow; cast to bigint or numeric",
             )
-        return Field(result, constant=source.constant)
+        growth = source.growth if source.type is SqlType.TEXT else 0.0
+        return replace(source, type=result, literal=False, reference_key=False, growth=growth)
 
     def literal_value(self, node: exp.Expression, result: SqlType) -> float:
         """Literal dates and intervals stay in the range where date arithmetic cannot overflow.
@@ -953,7 +1016,8 @@ class ExpressionChecker:
                 "use an aggregate (max, min, count) or ORDER BY ... LIMIT 1",
             )
         f = relation.columns[0][1]
-        return Field(f.type, Role.IDENTIFIER if f.opaque else Role.VALUE, f.event)
+        role = Role.IDENTIFIER if f.opaque else Role.VALUE
+        return replace(f, role=role, constant=False, literal=False, nullable=False, reference_key=False)
 
     def e_Exists(self, node: exp.Exists, scope: Scope) -> Field:
         relation = self.subquery(node.this, scope)
@@ -973,6 +1037,13 @@ class ExpressionChecker:
             raise _reject("unsupported_syntax", "IN (SELECT ...) must select one column")
         right = relation.columns[0][1]
         if relation.person and not relation.bound:
+            if left.nullable:
+                raise _reject(
+                    "cross_person_subquery",
+                    f"{_shown(node)}: a NULL person_id (outer side of a LEFT JOIN) is in no set and in every "
+                    "NOT IN set only when the set is empty, which depends on other persons: test the "
+                    "person_id of the table you join from",
+                )
             if left.role not in (Role.PERSON_KEY, Role.OUTER_KEY) or right.role is not Role.PERSON_KEY:
                 raise _reject(
                     "cross_person_subquery",
@@ -1041,16 +1112,23 @@ class ExpressionChecker:
                 self.plain_or_value(argument, scope)
         for extra in node.expressions or []:
             self.plain_or_value(extra, scope)
-        return Field(SqlType.INT)
+        return Field(SqlType.INT, digits=19)
 
     def _statistic(self, node: exp.Expression, scope: Scope) -> Field:
         self._aggregate_seen(node, scope)
-        types = [
-            self.number(a, scope, type(node).__name__.lower()).type for a in self._aggregate_arguments(node)
-        ]
-        if isinstance(node, exp.Sum) and types == [SqlType.INT]:
-            return Field(SqlType.INT)
-        return Field(SqlType.NUMERIC)
+        fields = [self.number(a, scope, type(node).__name__.lower()) for a in self._aggregate_arguments(node)]
+        digits = max((f.digits for f in fields), default=0.0)
+        if isinstance(node, exp.Sum):
+            digits += 10  # one person's rows: far fewer than 10^10
+        elif not isinstance(node, exp.Avg):
+            digits = 2 * digits + 1  # variances are squares
+        if digits > MAX_DIGITS:
+            raise _reject(
+                "too_complex", f"{_shown(node)}: this aggregate could build numbers that are too large"
+            )
+        if isinstance(node, exp.Sum) and [f.type for f in fields] == [SqlType.INT]:
+            return Field(SqlType.INT, digits=digits)
+        return Field(SqlType.NUMERIC, digits=digits)
 
     e_Sum = _statistic
     e_Avg = _statistic
@@ -1064,8 +1142,10 @@ class ExpressionChecker:
         self._aggregate_seen(node, scope)
         if node.expressions:
             raise _reject("unsupported_syntax", "min/max take one argument (use least/greatest for several)")
-        types = [self.value(a, scope).type for a in self._aggregate_arguments(node)]
-        return Field(unify(types))
+        fields = [self.value(a, scope) for a in self._aggregate_arguments(node)]
+        if len(fields) != 1:
+            raise _reject("unsupported_syntax", "min/max take one argument")
+        return replace(fields[0], constant=False, literal=False, reference_key=False)
 
     e_Min = _extreme
     e_Max = _extreme
@@ -1082,16 +1162,17 @@ class ExpressionChecker:
     def e_GroupConcat(self, node: exp.GroupConcat, scope: Scope) -> Field:
         self._aggregate_seen(node, scope)
         argument = node.this
+        growth = 0.0
         if isinstance(argument, exp.Order):
-            self.value(argument.this, scope)
+            growth = self.value(argument.this, scope).growth
             for ordered in argument.expressions:
                 self.value(ordered.this if isinstance(ordered, exp.Ordered) else ordered, scope)
         else:
             for item in self._aggregate_arguments(node):
-                self.value(item, scope)
+                growth += self.value(item, scope).growth
         if literal_string(node.args.get("separator")) is None:
             raise _reject("unsupported_syntax", "string_agg needs a string literal separator")
-        return Field(SqlType.TEXT)
+        return self._grown(node, growth + 1)
 
     def e_Filter(self, node: exp.Filter, scope: Scope) -> Field:
         f = self.expr(node.this, scope)
@@ -1115,7 +1196,7 @@ class ExpressionChecker:
         elif not isinstance(function, exp.Mode):
             return self.expr(function, scope)  # percentile_cont and others: refused with their reason
         self._aggregate_seen(node, scope)
-        return Field(f.type)
+        return replace(f, constant=False, literal=False, reference_key=False)
 
     def e_Window(self, node: exp.Window, scope: Scope) -> Field:
         scope.windows.append(node)
@@ -1134,7 +1215,7 @@ class ExpressionChecker:
         parent = node.parent if isinstance(node.parent, exp.Expression) else None
         if f.type is SqlType.FLOAT and _cast_target(parent) is not exp.DataType.Type.DECIMAL:
             node.replace(_cast(node.copy(), "DECIMAL"))  # double precision must not meet numerics
-            return Field(SqlType.NUMERIC)
+            return Field(SqlType.NUMERIC, digits=f.digits)
         return f
 
     def frame(self, spec: exp.WindowSpec) -> None:
@@ -1154,14 +1235,14 @@ class ExpressionChecker:
 
     def window_function(self, function: exp.Expression, scope: Scope) -> Field:
         if isinstance(function, _RANKING):
-            return Field(SqlType.INT)
+            return Field(SqlType.INT, digits=19)
         if isinstance(function, (exp.PercentRank, exp.CumeDist)):
-            return Field(SqlType.FLOAT)
+            return Field(SqlType.FLOAT, digits=1)
         if isinstance(function, exp.Ntile):
             n = literal_int(function.this)
             if n is None or n < 1:
                 raise _reject("literal_out_of_range", "ntile needs a positive integer literal")
-            return Field(SqlType.INT)
+            return Field(SqlType.INT, digits=19)
         if isinstance(function, (exp.Lag, exp.Lead)):
             offset = function.args.get("offset")
             if offset is not None and (
@@ -1173,15 +1254,18 @@ class ExpressionChecker:
             f = self.value(function.this, scope)
             default = function.args.get("default")
             if default is not None:
-                self.value(default, scope)
-            return Field(f.type)
+                d = self.value(default, scope)
+                f = replace(f, shift=max(f.shift, d.shift), digits=max(f.digits, d.digits))
+            return replace(f, constant=False, literal=False, reference_key=False)
         if isinstance(function, (exp.FirstValue, exp.LastValue)):
-            return Field(self.value(function.this, scope).type)
+            f = self.value(function.this, scope)
+            return replace(f, constant=False, literal=False, reference_key=False)
         if isinstance(function, exp.NthValue):
             n = literal_int(function.args.get("offset"))
             if n is None or n < 1:
                 raise _reject("literal_out_of_range", "nth_value needs a positive integer literal")
-            return Field(self.value(function.this, scope).type)
+            f = self.value(function.this, scope)
+            return replace(f, constant=False, literal=False, reference_key=False)
         if isinstance(function, (*_AGGREGATES, exp.Filter)):
             return self.expr(function, scope)
         return self.expr(function, scope)
@@ -1197,9 +1281,9 @@ class ExpressionChecker:
                     "literal_out_of_range",
                     f"{_shown(node)}: the number of digits must be a literal from -30 to 30",
                 )
-        if f.type is not SqlType.NUMERIC and not f.constant:
+        if f.type is not SqlType.NUMERIC and literal_number(node.this) is None:
             node.set("this", _cast(node.this, "DECIMAL"))
-        return Field(SqlType.NUMERIC, constant=f.constant)
+        return Field(SqlType.NUMERIC, constant=f.constant, digits=f.digits + 1)
 
     e_Round = _rounding
     e_Trunc = _rounding
@@ -1210,13 +1294,22 @@ class ExpressionChecker:
 
     # text
     def _text(self, node: exp.Expression, scope: Scope) -> Field:
+        growth = 0.0
         for value in node.args.values():
-            if isinstance(value, exp.Expression):
-                self.value(value, scope)
-            elif isinstance(value, list):
-                for item in value:
-                    self.value(item, scope)
-        return Field(SqlType.TEXT)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, exp.Expression):
+                    growth += self.value(item, scope).growth
+        return self._grown(node, growth)
+
+    def _grown(self, node: exp.Expression, growth: float) -> Field:
+        """Text built from data: refused when it could become far longer than that data."""
+        if growth > MAX_TEXT_GROWTH:
+            raise _reject(
+                "too_complex",
+                f"{_shown(node)}: this text could become more than {MAX_TEXT_GROWTH} times as long as the "
+                "data it is built from",
+            )
+        return Field(SqlType.TEXT, growth=growth)
 
     e_Lower = _text
     e_Upper = _text
@@ -1227,7 +1320,7 @@ class ExpressionChecker:
 
     def e_Length(self, node: exp.Length, scope: Scope) -> Field:
         self.value(node.this, scope)
-        return Field(SqlType.INT)
+        return Field(SqlType.INT, digits=10)
 
     def e_StartsWith(self, node: exp.Expression, scope: Scope) -> Field:
         self._text(node, scope)
@@ -1239,10 +1332,10 @@ class ExpressionChecker:
         for key in ("position", "occurrence"):
             if node.args.get(key) is not None:
                 raise _reject("unsupported_syntax", "position() takes two arguments")
-        return Field(SqlType.INT)
+        return Field(SqlType.INT, digits=10)
 
     def _literal_args(self, node: exp.Expression, scope: Scope, *keys: str) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         for key, value in node.args.items():
             if key == "this" or value is None:
                 continue
@@ -1252,7 +1345,7 @@ class ExpressionChecker:
                 )
             if isinstance(value, exp.Expression):
                 self.value(value, scope)
-        return Field(SqlType.TEXT)
+        return Field(SqlType.TEXT, growth=growth)
 
     def e_Replace(self, node: exp.Expression, scope: Scope) -> Field:
         field = self._literal_args(node, scope, "expression", "replacement")
@@ -1263,7 +1356,7 @@ class ExpressionChecker:
                 "literal_out_of_range",
                 f"replace() may not grow text by more than {MAX_REPLACEMENT_LENGTH} characters per match",
             )
-        return field
+        return self._grown(node, field.growth * max(1.0, len(new) / max(len(old), 1)))
 
     def e_Translate(self, node: exp.Expression, scope: Scope) -> Field:
         return self._literal_args(node, scope, "from_", "to", "from", "expression")
@@ -1272,34 +1365,34 @@ class ExpressionChecker:
         return self._literal_args(node, scope, "expression")
 
     def e_Left(self, node: exp.Expression, scope: Scope) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         self.number(node.expression, scope, "left/right")
-        return Field(SqlType.TEXT)
+        return Field(SqlType.TEXT, growth=growth)
 
     e_Right = e_Left
 
     def e_Substring(self, node: exp.Substring, scope: Scope) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         start = node.args.get("start")
         if start is not None:
             self.number(start, scope, "substring")
         length = node.args.get("length")
         if length is not None and (literal_int(length) is None or (literal_int(length) or 0) < 0):
             raise _reject("literal_out_of_range", "substring's length must be a non-negative integer literal")
-        return Field(SqlType.TEXT)
+        return Field(SqlType.TEXT, growth=growth)
 
     def e_SplitPart(self, node: exp.Expression, scope: Scope) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         self.value(node.args["delimiter"], scope)
         part = literal_int(node.args.get("part_index"))
         if part is None or part == 0:
             raise _reject(
                 "literal_out_of_range", "split_part's field number must be a non-zero integer literal"
             )
-        return Field(SqlType.TEXT)
+        return Field(SqlType.TEXT, growth=growth)
 
     def e_Pad(self, node: exp.Pad, scope: Scope) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         length = literal_int(node.expression)
         if length is None or not 0 <= length <= MAX_PAD_LENGTH:
             raise _reject(
@@ -1308,10 +1401,10 @@ class ExpressionChecker:
         fill = node.args.get("fill_pattern")
         if fill is not None and literal_string(fill) is None:
             raise _reject("unsupported_syntax", "lpad/rpad fill must be a string literal")
-        return Field(SqlType.TEXT)
+        return Field(SqlType.TEXT, growth=growth)
 
     def e_RegexpReplace(self, node: exp.Expression, scope: Scope) -> Field:
-        self.value(node.this, scope)
+        growth = self.value(node.this, scope).growth
         pattern = literal_string(node.expression)
         if pattern is None:
             raise _reject("invalid_pattern", "regular expressions must be string literals")
@@ -1332,7 +1425,8 @@ class ExpressionChecker:
                 raise _reject(
                     "unsupported_syntax", "regexp_replace takes a value, a pattern, a replacement and flags"
                 )
-        return Field(SqlType.TEXT)
+        # with 'g', an empty match between every two characters inserts the replacement there
+        return self._grown(node, growth * (1 + len(text)))
 
     # dates
     def e_Extract(self, node: exp.Extract, scope: Scope) -> Field:
@@ -1353,7 +1447,7 @@ class ExpressionChecker:
             raise _reject(
                 "invalid_pattern", f"EXTRACT field {field_name!r} is not valid for a {f.type.value}"
             )
-        return Field(SqlType.NUMERIC, constant=f.constant)
+        return Field(SqlType.NUMERIC, constant=f.constant, digits=13)
 
     def _truncation(self, node: exp.Expression, scope: Scope) -> Field:
         unit = node.args.get("unit")
@@ -1368,7 +1462,7 @@ class ExpressionChecker:
         for key, value in node.args.items():
             if key not in ("this", "unit") and value not in (None, False):
                 raise _reject("unsupported_syntax", "date_trunc takes a unit and a value")
-        return Field(SqlType.TIMESTAMP, constant=f.constant)
+        return replace(f, type=SqlType.TIMESTAMP, literal=False)
 
     e_TimestampTrunc = _truncation
     e_DateTrunc = _truncation
@@ -1399,19 +1493,30 @@ class ExpressionChecker:
             return Field(SqlType.INTERVAL)
         if name == "octet_length" and len(args) == 1:
             self.value(args[0], scope)
-            return Field(SqlType.INT)
+            return Field(SqlType.INT, digits=10)
         if name == "isfinite" and len(args) == 1:
             self.value(args[0], scope)
             return Field(SqlType.BOOL)
         if name in ("num_nulls", "num_nonnulls") and args:
             for arg in args:
                 self.plain_or_value(arg, scope)
-            return Field(SqlType.INT)
+            return Field(SqlType.INT, digits=4)
         if name == "every" and len(args) == 1:
             self._aggregate_seen(node, scope)
             self.value(args[0], scope)
             return Field(SqlType.BOOL)
         raise _reject("forbidden_function", f"function {name}() is not part of the cohort language")
+
+
+def _combined(fields: list[Field], *, constant: bool) -> Field:
+    """One of several values (CASE, COALESCE, GREATEST...): the largest of their bounds."""
+    return Field(
+        unify([f.type for f in fields]),
+        constant=constant,
+        shift=max((f.shift for f in fields), default=0.0),
+        digits=max((f.digits for f in fields), default=0.0),
+        growth=max((f.growth for f in fields), default=0.0),
+    )
 
 
 def _uncast(node: exp.Expression) -> exp.Expression:
@@ -1423,6 +1528,9 @@ def _uncast(node: exp.Expression) -> exp.Expression:
 
 def _is_clamp(node: exp.Expression) -> bool:
     node = strip_parens(node)
+    if _cast_target(node) is not exp.DataType.Type.INT:
+        return False
+    node = strip_parens(node.this)
     if not isinstance(node, exp.Least) or len(node.expressions) != 1:
         return False
     inner = strip_parens(node.this)

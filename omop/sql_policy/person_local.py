@@ -61,6 +61,9 @@ class Field:
     constant: bool = False  # no column reference and no subquery: the same for every row
     nullable: bool = False  # a person key that may be NULL (from the outer side of a LEFT JOIN)
     shift: float = 0.0  # dates: years date arithmetic may have moved it; literal intervals: their size
+    digits: float = 0.0  # numbers: a bound on the decimal digits of the integer part
+    growth: float = 0.0  # text: a bound on its length as a multiple of the data it was built from
+    reference_key: bool = False  # a vocabulary key column (concept_id...), passed through unchanged
     literal: bool = False  # a literal (or a cast of one): converted when the query is parsed
 
     @property
@@ -87,6 +90,7 @@ class Source:
     anchored: bool = False
     nullable: bool = False  # the right side of a LEFT JOIN: its columns may all be NULL
     lateral: bool = False  # a LATERAL subquery: its link to the other FROM items is inside it
+    primary_key: tuple[str, ...] = ()  # a catalog table's primary key (unique by the database's rule)
 
     @property
     def person_keys(self) -> list[str]:
@@ -165,6 +169,7 @@ class ColumnRef:
     scope: Scope
     alias: str | None
     field: Field
+    name: str = ""
 
 
 class LocalityAnalyser:
@@ -251,23 +256,39 @@ class LocalityAnalyser:
             )
         columns: list[tuple[str | None, Field]] = []
         for (name, lf), (_, rf) in zip(left.columns, right.columns, strict=True):
+            merged = _merged(lf, rf)
             if lf.role is Role.PERSON_KEY and rf.role is Role.PERSON_KEY:
-                columns.append((name, lf))
+                if left.person and (lf.nullable or rf.nullable):
+                    raise QueryRejected(
+                        "cross_person_output",
+                        "UNION/INTERSECT/EXCEPT compare whole rows, and NULL person ids of different "
+                        "persons compare equal: take person_id from the table you join from, not from "
+                        "the outer side of a LEFT JOIN",
+                    )
+                columns.append((name, replace(merged, role=Role.PERSON_KEY)))
             elif lf.opaque or rf.opaque:
                 if lf.role is Role.PERSON_KEY or rf.role is Role.PERSON_KEY:
                     raise QueryRejected(
                         "person_id_lineage",
                         "person_id must stand in the same column of every branch of UNION/INTERSECT/EXCEPT",
                     )
-                columns.append((name, Field(_unify(lf.type, rf.type), Role.IDENTIFIER)))
+                if not (lf.opaque and rf.opaque):
+                    raise QueryRejected(
+                        "opaque_identifier",
+                        f"column {name or '?'} is an identifier in one branch of UNION/INTERSECT/EXCEPT "
+                        "and not in another: identifiers are compared only with identifiers",
+                    )
+                columns.append((name, replace(merged, role=Role.IDENTIFIER)))
             else:
-                columns.append((name, Field(_unify(lf.type, rf.type))))
+                columns.append((name, merged))
         self.row_choice(node, free=left.person and not left.bound)
+        limit = node.args.get("limit")
         return Relation(
             columns,
             person=left.person,
             bound=left.bound,
             person_data=left.person_data or right.person_data,
+            single_row=limit is not None and self.expressions.literal_count(limit) <= 1,
         )
 
     def row_choice(self, node: exp.Expression, *, free: bool) -> None:
@@ -313,7 +334,7 @@ class LocalityAnalyser:
         qualify = node.args.get("qualify")
         if qualify is not None:
             raise QueryRejected("unsupported_syntax", "QUALIFY is not PostgreSQL")
-        self.distinct(scope, aliases)
+        self.distinct(scope, aliases, [f for _, f in outputs])
         order = node.args.get("order")
         if isinstance(order, exp.Order):
             for ordered in order.expressions:
@@ -328,7 +349,7 @@ class LocalityAnalyser:
                 "a query over person data must output the person key (person_id) unless it is correlated "
                 "on it; without it, rows of different persons merge",
             )
-        single = bool(scope.aggregates) and node.args.get("group") is None
+        single = (bool(scope.aggregates) and node.args.get("group") is None) or self.single_row_lookup(scope)
         limit = node.args.get("limit")
         if limit is not None and checker.literal_count(limit) <= 1:
             single = True
@@ -460,6 +481,12 @@ class LocalityAnalyser:
         if using:
             for ident in using:
                 name = pg_name(ident) or ""
+                if name != PERSON_KEY:
+                    raise QueryRejected(
+                        "unsupported_join",
+                        f"USING ({name}) is allowed for person_id only; write ON a.{name} = b.{name} "
+                        "(the trust then adds the person equality)",
+                    )
                 left = [s for s in scope.sources.values() if s is not source and name in s.columns]
                 if len(left) != 1 or name not in source.columns:
                     raise QueryRejected(
@@ -494,9 +521,16 @@ class LocalityAnalyser:
                 if (fa.role is Role.PERSON_KEY) == want_event:
                     continue
                 self.equate_refs(scope, term, a, fa, b, fb, left_joined)
-        for source in scope.sources.values():
-            if source.kind is SourceKind.LOOKUP:
-                self.anchor_lookup(scope, source, joined)
+        lookups = [s for s in scope.sources.values() if s.kind is SourceKind.LOOKUP]
+        while any(self.anchor_lookup(scope, s, joined) for s in lookups if not s.anchored):
+            pass  # a location anchored through an anchored care_site, and so on
+        for source in lookups:
+            if not source.anchored:
+                raise QueryRejected(
+                    "lookup_not_anchored",
+                    f"{source.alias!r} is not person data: join it only by its key from a person's row "
+                    f"(for example ON {source.alias}.{source.lookup_key} = p.{source.lookup_key})",
+                )
         people = scope.person_sources()
         roots = {scope.find(s.alias) for s in people}
         if len(roots) > 1:
@@ -585,7 +619,8 @@ class LocalityAnalyser:
 
     def anchor_lookup(
         self, scope: Scope, source: Source, joined: list[tuple[exp.Expression, str | None]]
-    ) -> None:
+    ) -> bool:
+        """Anchor ``source`` when its key equals an identifier of a person row (or of an anchored lookup)."""
         for term, left_joined in joined:
             pair = self.key_pair(term, scope)
             if pair is None or left_joined not in (None, source.alias):
@@ -595,17 +630,21 @@ class LocalityAnalyser:
                 if (
                     mine.scope is scope
                     and mine.alias == source.alias
-                    and mine.field is source.columns.get(source.lookup_key or "")
-                    and (other.scope is not scope or other.alias != source.alias)
+                    and mine.name == source.lookup_key
                     and other.field.opaque
+                    and self.anchors(scope, other, source)
                 ):
                     source.anchored = True
-                    return
-        raise QueryRejected(
-            "lookup_not_anchored",
-            f"{source.alias!r} is not person data: join it only by its key from a person's row "
-            f"(for example ON {source.alias}.{source.lookup_key} = p.{source.lookup_key})",
-        )
+                    return True
+        return False
+
+    def anchors(self, scope: Scope, ref: ColumnRef, lookup: Source) -> bool:
+        if ref.scope is not scope:
+            return True  # a column of the enclosing query's row, which is one person's
+        other = scope.sources.get(ref.alias or "")
+        if other is None or other is lookup:
+            return False
+        return other.kind in (SourceKind.PERSON, SourceKind.BOUND) or other.anchored
 
     def reference_join(
         self, scope: Scope, source: Source, joined: list[tuple[exp.Expression, str | None]]
@@ -631,16 +670,49 @@ class LocalityAnalyser:
             if not isinstance(term, exp.EQ):
                 continue
             sides = [(checker.sources_in(x, scope), x) for x in (term.this, term.expression)]
-            for (mine, _), (other, other_node) in (sides, sides[::-1]):
+            for (mine, mine_node), (other, other_node) in (sides, sides[::-1]):
                 linked = bool(other - {source.alias}) or checker.has_outer_columns(other_node, scope)
                 if mine == {source.alias} and source.alias not in other and linked:
-                    return
+                    if self.is_reference_key(mine_node, scope):
+                        return
         raise QueryRejected(
             "reference_join",
-            f"vocabulary table {source.alias!r} must be joined by an equality (e.g. ON "
+            f"vocabulary table {source.alias!r} must be joined by an equality on one of its key columns "
+            f"(concept_id, ancestor_concept_id, vocabulary_id...; e.g. ON "
             f"{source.alias}.concept_id = x.condition_concept_id): the number of rows it adds must not "
             "depend on a person's values, and vocabulary tables are not cross-joined",
         )
+
+    def is_reference_key(self, node: exp.Expression, scope: Scope) -> bool:
+        """A plain column of a vocabulary key (``concept_id``...), so an equality on it fans out boundedly."""
+        node = strip_parens(node)
+        if not isinstance(node, exp.Column):
+            return False
+        ref = self.resolve(node, scope)
+        return ref is not None and ref.field.reference_key
+
+    def single_row_lookup(self, scope: Scope) -> bool:
+        """One catalog table filtered by equality on its whole primary key: at most one row."""
+        if len(scope.sources) != 1 or scope.select.args.get("joins"):
+            return False
+        (source,) = scope.sources.values()
+        if not source.primary_key or source.kind is not SourceKind.REFERENCE:
+            return False  # vocabulary only: its keys are the same everywhere and checked at onboarding
+        where = scope.select.args.get("where")
+        fixed: set[str] = set()
+        for term in conjuncts(where.this if isinstance(where, exp.Where) else None):
+            term = strip_parens(term)
+            if not isinstance(term, exp.EQ):
+                continue
+            for mine, other in ((term.this, term.expression), (term.expression, term.this)):
+                mine = strip_parens(mine)
+                if (
+                    isinstance(mine, exp.Column)
+                    and pg_name(mine.args.get("table")) in (None, source.alias)
+                    and source.alias not in self.expressions.sources_in(other, scope)
+                ):
+                    fixed.add(pg_name(mine.this) or "")
+        return set(source.primary_key) <= fixed
 
     # -- resolving columns ---------------------------------------------------------------------------------
     def resolve(self, column: exp.Column, scope: Scope) -> ColumnRef | None:
@@ -656,7 +728,7 @@ class LocalityAnalyser:
                     if f is None:
                         raise QueryRejected("unknown_column", f"column {qualifier}.{name} does not exist")
                     f = replace(f, nullable=True) if source.nullable else f
-                    return ColumnRef(current, qualifier, f if current is scope else _outer(f))
+                    return ColumnRef(current, qualifier, f if current is scope else _outer(f), name)
             else:
                 matches = [s for s in current.sources.values() if name in s.columns]
                 if len(matches) > 1:
@@ -671,7 +743,7 @@ class LocalityAnalyser:
                 if matches:
                     f = matches[0].columns[name]
                     f = replace(f, nullable=True) if matches[0].nullable else f
-                    return ColumnRef(current, matches[0].alias, f if current is scope else _outer(f))
+                    return ColumnRef(current, matches[0].alias, f if current is scope else _outer(f), name)
             current = current.parent
         return None
 
@@ -713,13 +785,21 @@ class LocalityAnalyser:
                 "or computed in a subquery correlated on it",
             )
 
-    def distinct(self, scope: Scope, aliases: dict[str, Field]) -> None:
+    def distinct(self, scope: Scope, aliases: dict[str, Field], outputs: list[Field]) -> None:
         distinct = scope.select.args.get("distinct")
         if not isinstance(distinct, exp.Distinct):
             return
         on = distinct.args.get("on")
         if on is None:
-            return  # plain DISTINCT: rows carry the person key (checked on the output): persons never merge
+            # plain DISTINCT: rows carry the person key (checked on the output), so persons never merge,
+            # unless that key is NULL for rows of several persons
+            if scope.free and not any(_sound_key(f) for f in outputs):
+                raise QueryRejected(
+                    "cross_person_row_choice",
+                    "DISTINCT merges rows whose person_id is NULL across persons: select the person_id "
+                    "of the table you join from, not of the outer side of a LEFT JOIN",
+                )
+            return
         items = on.expressions if isinstance(on, exp.Tuple) else [on]
         keys = [self.expressions.key_expression(item, scope, aliases) for item in items]
         if scope.free and not any(_sound_key(f) for f in keys):
@@ -737,11 +817,15 @@ class LocalityAnalyser:
         for window in scope.windows:
             partition = list(window.args.get("partition_by") or [])
             reference = window.args.get("alias")
-            if isinstance(reference, exp.Identifier):
-                base = named.get(pg_name(reference) or "")
-                if base is None:
-                    raise QueryRejected("unsupported_syntax", f"window {pg_name(reference)!r} is not defined")
+            seen: set[str] = set()
+            while isinstance(reference, exp.Identifier):
+                name = pg_name(reference) or ""
+                base = named.get(name)
+                if base is None or name in seen:
+                    raise QueryRejected("unsupported_syntax", f"window {name!r} is not defined")
+                seen.add(name)
                 partition += list(base.args.get("partition_by") or [])
+                reference = base.args.get("alias")
             fields = [self.expressions.key_expression(p, scope, {}) for p in partition]
             if scope.free and not any(_sound_key(f) for f in fields):
                 raise QueryRejected(
@@ -749,6 +833,17 @@ class LocalityAnalyser:
                     "window functions over person data must be partitioned by the person key "
                     "(OVER (PARTITION BY x.person_id ...))",
                 )
+
+
+def _merged(a: Field, b: Field) -> Field:
+    """The field of a column that is ``a`` in some rows and ``b`` in others (bounds: the larger)."""
+    return Field(
+        _unify(a.type, b.type),
+        nullable=a.nullable or b.nullable,
+        shift=max(a.shift, b.shift),
+        digits=max(a.digits, b.digits),
+        growth=max(a.growth, b.growth),
+    )
 
 
 def _sound_key(f: Field) -> bool:
@@ -765,13 +860,26 @@ def _catalog_source(entry: CatalogTable, alias: str) -> Source:
             role = Role.IDENTIFIER
         else:
             role = Role.VALUE
-        columns[name] = Field(c.type, role, c.event)
+        columns[name] = Field(
+            c.type,
+            role,
+            c.event,
+            digits=_DATA_DIGITS.get(c.type, 0.0),
+            growth=1.0 if c.type is SqlType.TEXT else 0.0,
+            reference_key=c.reference_key,
+        )
     kind = {
         TableKind.PERSON: SourceKind.PERSON,
         TableKind.REFERENCE: SourceKind.REFERENCE,
         TableKind.LOOKUP: SourceKind.LOOKUP,
     }[entry.kind]
-    return Source(alias, kind, columns, lookup_key=LOOKUP_TABLES.get(entry.name))
+    return Source(
+        alias, kind, columns, lookup_key=LOOKUP_TABLES.get(entry.name), primary_key=entry.primary_key
+    )
+
+
+#: Bounds on the integer digits of data values: int8 for integers, the documented domain for numerics.
+_DATA_DIGITS = {SqlType.INT: 19.0, SqlType.NUMERIC: 100.0}
 
 
 def _renamed(relation: Relation, alias: exp.Expression | None) -> Relation:
