@@ -8,10 +8,10 @@ must be refused by ``validate`` with exactly that code.
 tests run them on random CDMs to check that each person's output rows depend only on that person's rows,
 and on CDMs full of extreme values to check that they never raise.
 
-``KNOWN_HOLES``: (sql, the code the validator should give, family) for queries the validator ACCEPTS although
-they are hostile (a locality, opacity or error-freeness hole). They are kept out of the asserted hostile list
-so the suite stays green; ``test_person_local.py`` runs them as non-strict xfails and
-``test_person_local_pg.py`` shows on PostgreSQL what each one does.
+``FIXED_HOLES``: (sql, the code the validator gives, family) for queries an earlier version of the validator
+accepted although they are hostile (a locality, opacity or cost hole), found by these tests. Each is refused
+now; ``test_person_local.py`` asserts it and ``test_person_local_pg.py`` shows on PostgreSQL what each one
+did.
 
 ``TRICKY_ACCEPTED``: (name, sql). Accepted queries that exercise every rewrite and total operation (division,
 dates plus days, casts, patterns, EXTRACT, date_trunc, to_char, percentiles, lag/lead, string functions); the
@@ -1442,11 +1442,10 @@ def _cte_chain(first: str, step: str, times: int, final: str) -> str:
     return "WITH " + ", ".join(ctes) + " " + final.format(p=f"a{times}")
 
 
-#: KNOWN HOLE: queries the validator accepts although they are hostile: (sql, the code it should give,
-#: family). Kept out of PERSON_LOCAL_HOSTILE so the suite stays green; test_person_local.py runs them as
-#: non-strict xfails (they pass once refused).
-KNOWN_HOLES: list[tuple[str, str, str]] = [
-    # KNOWN HOLE (opacity): INTERSECT/EXCEPT compare an identifier column with the other branch's literal
+#: FIXED HOLES: queries an earlier validator accepted although they are hostile: (sql, the code it gives
+#: now, family), kept apart so that each stays a named regression test.
+FIXED_HOLES: list[tuple[str, str, str]] = [
+    # FIXED HOLE (opacity): INTERSECT/EXCEPT compare an identifier column with the other branch's literal
     (
         "SELECT p.person_id, p.person_source_value AS k FROM omop.person p "
         "INTERSECT SELECT p.person_id, 'MRN0042' FROM omop.person p",
@@ -1465,7 +1464,7 @@ KNOWN_HOLES: list[tuple[str, str, str]] = [
         "opaque_identifier",
         "identifier",
     ),
-    # KNOWN HOLE (opacity): UNION turns a literal into an "identifier" column, then a key equality compares it
+    # FIXED HOLE (opacity): UNION turns a literal into an "identifier" column, then a key equality compares it
     (
         "WITH t AS (SELECT p.person_id, p.person_source_value AS k, 1 AS src FROM omop.person p UNION ALL "
         "SELECT p.person_id, 'MRN0042', 2 FROM omop.person p) SELECT a.person_id FROM t a JOIN t b "
@@ -1473,14 +1472,14 @@ KNOWN_HOLES: list[tuple[str, str, str]] = [
         "opaque_identifier",
         "identifier",
     ),
-    # KNOWN HOLE (locality): USING (event key) merges person rows without the person equality ON gets
+    # FIXED HOLE (locality): USING (event key) merges person rows without the person equality ON gets
     (
         "SELECT co.person_id, pr.procedure_concept_id FROM omop.condition_occurrence co "
         "JOIN omop.procedure_occurrence pr USING (visit_occurrence_id)",
         "cross_person_join",
         "cross_join",
     ),
-    # KNOWN HOLE (locality): a NULL-extended person key on the left of a person set: NULL [NOT] IN (set) is
+    # FIXED HOLE (locality): a NULL-extended person key on the left of a person set: NULL [NOT] IN (set) is
     # NULL when the set has rows and FALSE/TRUE when it is empty, so it says whether anybody is in the set
     (
         "SELECT p.person_id FROM omop.person p LEFT JOIN omop.death d ON d.person_id = p.person_id "
@@ -1503,7 +1502,7 @@ KNOWN_HOLES: list[tuple[str, str, str]] = [
         "cross_person_subquery",
         "cross_subquery",
     ),
-    # KNOWN HOLE (cost): vocabulary joined by an equality on a non-unique column of a person's value, then
+    # FIXED HOLE (cost): vocabulary joined by an equality on a non-unique column of a person's value, then
     # chained: the fan-out (millions of concept_ancestor rows per level value) is chosen by that value, so a
     # statement timeout (an "error" answer) says whether the target's month_of_birth is the heavy one
     (
@@ -1514,7 +1513,7 @@ KNOWN_HOLES: list[tuple[str, str, str]] = [
         "reference_join",
         "cost",
     ),
-    # KNOWN HOLE (cost): text doubled at every WITH level: 2^30 times the value's length, unbounded memory
+    # FIXED HOLE (cost): text doubled at every WITH level: 2^30 times the value's length, unbounded memory
     (
         _cte_chain(
             "SELECT p.person_id, p.gender_source_value AS s FROM omop.person p",
@@ -1539,9 +1538,10 @@ _TEN: DataSpec = {
     "measurement": [{"measurement_id": "1", "person_id": "1", "value_as_number": "10"}],
 }
 
-#: KNOWN HOLE: accepted queries that PostgreSQL fails on for some in-domain data: (name, sql, data). The
-#: error is an oracle on that data; test_person_local_pg.py shows each as a non-strict xfail.
-KNOWN_ERROR_HOLES: list[tuple[str, str, DataSpec]] = [
+#: FIXED HOLES: queries an earlier validator passed that PostgreSQL failed on for some in-domain data (an
+#: oracle on that data): (name, sql, data). Each is now refused or rewritten to a total form, and
+#: test_person_local_pg.py checks on that data that it no longer fails.
+FIXED_ERROR_HOLES: list[tuple[str, str, DataSpec]] = [
     (  # integer literals beyond bigint are typed integer, then cast to bigint by the division rewrite
         "bigint_min_divided_by_minus_one",
         "SELECT p.person_id, CASE WHEN p.year_of_birth = 1942 THEN -9223372036854775808 ELSE 1 END / -1 AS v "

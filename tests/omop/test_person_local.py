@@ -11,7 +11,7 @@ from omop.sql_policy import REASON_CODES, QueryRejected, validate
 from omop.sql_policy import errors as errors_module
 from omop.sql_policy.catalog import LOOKUP_TABLES, catalog
 from tests.omop.person_local_corpus import (
-    KNOWN_HOLES,
+    FIXED_HOLES,
     PERSON_LOCAL_HOSTILE,
     PERSON_LOCAL_LEGIT,
     TRICKY_ACCEPTED,
@@ -66,12 +66,11 @@ def test_every_person_local_reason_code_is_in_the_hostile_corpus() -> None:
     assert used <= set(REASON_CODES)
 
 
-@pytest.mark.xfail(reason="known validator hole: accepted although hostile", strict=False)
 @pytest.mark.parametrize(
     ("sql", "code"),
-    [(sql, code) for sql, code, _ in KNOWN_HOLES],
-    ids=[f"{family}-{i}" for i, (_, _, family) in enumerate(KNOWN_HOLES)],
+    [(sql, code) for sql, code, _ in FIXED_HOLES],
+    ids=[f"{family}-{i}" for i, (_, _, family) in enumerate(FIXED_HOLES)],
 )
-def test_known_hole_is_refused(sql: str, code: str) -> None:
+def test_fixed_hole_is_refused(sql: str, code: str) -> None:
     with pytest.raises(QueryRejected):
         validate(sql)

@@ -10,8 +10,8 @@
   days_supply and date_trunc('decade') do fail).
 * **The refused families were dangerous**: the original attacks, run as plain SQL, do carry a person's
   value; the division that PostgreSQL would fail on runs in its rewritten form.
-* **Known holes** (``KNOWN_ERROR_HOLES`` and the locality/opacity holes of the corpus) are shown on
-  concrete data as non-strict xfails: they pass once the validator refuses or repairs them.
+* **Fixed holes** (``FIXED_ERROR_HOLES`` and the locality/opacity holes of the corpus) are queries the
+  validator once accepted although they leaked or failed; each is a regression test on concrete data.
 
 Each hypothesis example loads its CDM inside one transaction as the database owner, runs the queries after
 ``SET LOCAL ROLE data_analyst_reader`` and rolls back; D and D' share that transaction (through savepoints),
@@ -39,7 +39,7 @@ from omop.sql_policy.catalog import TableKind, catalog, event_keys
 from tests.conftest import OmopDb
 from tests.omop import sql_corpus
 from tests.omop.person_local_corpus import (
-    KNOWN_ERROR_HOLES,
+    FIXED_ERROR_HOLES,
     PERSON_LOCAL_LEGIT,
     TRICKY_ACCEPTED,
     DataSpec,
@@ -596,12 +596,12 @@ def test_division_is_accepted_only_in_its_total_form(cdm_db: psycopg.Connection[
     assert rows["1"] is not None and float(rows["1"]) == pytest.approx(1 / (1951 - 1942))
 
 
-# -- known holes, shown on data (non-strict xfails: they pass once the validator is fixed) -------------------
+# -- holes the property tests found in the validator, fixed: each stays a regression test on data --------
 
 
 LOCALITY_HOLES = [
     pytest.param(
-        # KNOWN HOLE: USING (an event key) merges two persons' rows without the person equality that ON adds
+        # FIXED HOLE: USING (an event key) merges two persons' rows without the person equality that ON adds
         "SELECT co.person_id, pr.procedure_concept_id FROM omop.condition_occurrence co "
         "JOIN omop.procedure_occurrence pr USING (visit_occurrence_id)",
         {
@@ -636,7 +636,7 @@ LOCALITY_HOLES = [
         id="using_event_key",
     ),
     pytest.param(
-        # KNOWN HOLE: a NULL-extended person key on the left of a person set: NOT IN (empty set) is true
+        # FIXED HOLE: a NULL-extended person key on the left of a person set: NOT IN (empty set) is true
         "SELECT p.person_id FROM omop.person p LEFT JOIN omop.death d ON d.person_id = p.person_id "
         "WHERE d.person_id NOT IN (SELECT co.person_id FROM omop.condition_occurrence co "
         "WHERE co.condition_concept_id = 192671)",
@@ -653,9 +653,8 @@ LOCALITY_HOLES = [
 ]
 
 
-@pytest.mark.xfail(reason="known validator hole (see person_local_corpus.KNOWN_HOLES)", strict=False)
 @pytest.mark.parametrize(("sql", "before", "after", "target"), LOCALITY_HOLES)
-def test_known_locality_holes(
+def test_fixed_locality_holes(
     cdm_db: psycopg.Connection[Any], sql: str, before: DataSpec, after: DataSpec, target: str
 ) -> None:
     try:
@@ -668,9 +667,8 @@ def test_known_locality_holes(
     assert not changed_persons(run_d, run_d_prime, accepted, target)
 
 
-@pytest.mark.xfail(reason="known validator hole (see person_local_corpus.KNOWN_HOLES)", strict=False)
-def test_known_opacity_hole_picks_a_person_by_hospital_number(cdm_db: psycopg.Connection[Any]) -> None:
-    # KNOWN HOLE: INTERSECT compares an identifier column with a literal of the other branch
+def test_fixed_opacity_hole_picks_a_person_by_hospital_number(cdm_db: psycopg.Connection[Any]) -> None:
+    # FIXED HOLE: INTERSECT compares an identifier column with a literal of the other branch
     sql = (
         "SELECT p.person_id, p.person_source_value AS k FROM omop.person p "
         "INTERSECT SELECT p.person_id, 'MRN0042' FROM omop.person p"
@@ -689,9 +687,8 @@ def test_known_opacity_hole_picks_a_person_by_hospital_number(cdm_db: psycopg.Co
     )
 
 
-@pytest.mark.xfail(reason="known validator hole (see person_local_corpus.KNOWN_ERROR_HOLES)", strict=False)
-@pytest.mark.parametrize(("name", "sql", "spec"), KNOWN_ERROR_HOLES, ids=[h[0] for h in KNOWN_ERROR_HOLES])
-def test_known_error_holes(cdm_db: psycopg.Connection[Any], name: str, sql: str, spec: DataSpec) -> None:
+@pytest.mark.parametrize(("name", "sql", "spec"), FIXED_ERROR_HOLES, ids=[h[0] for h in FIXED_ERROR_HOLES])
+def test_fixed_error_holes(cdm_db: psycopg.Connection[Any], name: str, sql: str, spec: DataSpec) -> None:
     try:
         accepted = [Accepted(name, validate(sql))]
     except QueryRejected:
