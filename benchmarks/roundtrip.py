@@ -25,7 +25,6 @@ class AnswerTiming:
     status: str
     deliveries: int
     received_s: float | None  # answer stored at the hub, seconds after submit() was called
-    elapsed_ms: float | None  # the trust's own pipeline time, as it reported it
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,6 @@ def collect(stack: Stack, sent: Sent, observed_s: float, poll_s: float = 0.05) -
                 status=a.status,
                 deliveries=a.deliveries,
                 received_s=_since(sent.started_at, a.received_at),
-                elapsed_ms=(a.result or {}).get("elapsed_ms"),
             )
             for a in query.answers
         ),

@@ -9,6 +9,7 @@ which bounds memory (a 32-trust stack alone is 32 PostgreSQL servers and 32 work
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -117,3 +118,17 @@ def ledger_count(state_dir: Path, query_ids: Sequence[str]) -> int:
 def _parse(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def audit_elapsed_ms(state_dir: Path, query_id: str) -> float | None:
+    """How long the trust worked on ``query_id``, from its own audit log (answers carry no timing)."""
+    path = state_dir / "audit.jsonl"
+    if not path.exists():
+        return None
+    with path.open() as fh:
+        for line in fh:
+            entry = json.loads(line)
+            if entry.get("query_id") == query_id and isinstance(entry.get("execution"), dict):
+                value = entry["execution"].get("elapsed_ms")
+                return float(value) if value is not None else None
+    return None

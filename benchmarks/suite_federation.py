@@ -28,7 +28,7 @@ from typing import Any
 from benchmarks.commands import EXAMPLES, last_line, omopfed_command, run_timed
 from benchmarks.config import Config
 from benchmarks.roundtrip import round_trip
-from benchmarks.stacks import Stack
+from benchmarks.stacks import Stack, audit_elapsed_ms
 from benchmarks.stats import median, ratio, summary
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
 from omop.db import connect
@@ -142,7 +142,11 @@ def measure_query(ctx: Context, stack: Stack, name: str, sql_file: Path, trust_i
     slowest = max(median(v) for v in per_trust.values())
     inproc = [ms(t.observed_s) for t in trips]
     pooled = [ms(t.finalized_s) for t in trips if t.finalized_s is not None]
-    trust_ms = [max(a.elapsed_ms or 0.0 for a in t.answers) for t in trips]
+    # answers carry no timing (it would tell about the data); each trust's audit log keeps its own
+    trust_ms = [
+        max(audit_elapsed_ms(stack.state_dir(a.trust_id), t.query_id) or 0.0 for a in t.answers)
+        for t in trips
+    ]
     cli = [ms(seconds) for seconds, _ in commands]
     row: Row = {
         "persons_per_trust": stack.persons,

@@ -46,6 +46,11 @@ def init_db_cmd(
         30000, "--statement-timeout-ms", help="Reader statement timeout."
     ),
     connection_limit: int = typer.Option(20, "--connection-limit", help="Reader connection limit."),
+    temp_file_limit_mb: int = typer.Option(
+        1024,
+        "--temp-file-limit-mb",
+        help="Temporary file space one reader query may use (the worker lowers it to the policy's value).",
+    ),
     dev_password: bool = typer.Option(
         False, "--dev-password", help="Development only: allow the built-in reader password if none is given."
     ),
@@ -55,18 +60,22 @@ def init_db_cmd(
 
     url = _db_url(db_url)
     password = reader_password if reader_password is not None else load(DatabaseSettings).reader_password
-    init_db(
+    notes = init_db(
         url,
         password,
         statement_timeout_ms=statement_timeout_ms,
         connection_limit=connection_limit,
         allow_dev_password=dev_password,
+        temp_file_limit_mb=temp_file_limit_mb,
     )
     out.print(
         f"schema omop and role {READER_ROLE} ready in database {database_name(url)} ({redact(url)})",
         soft_wrap=True,
         highlight=False,
     )
+    err = Console(stderr=True)
+    for note in notes:
+        err.print(f"warning: {note}", soft_wrap=True, highlight=False)
 
 
 @app.command("seed")

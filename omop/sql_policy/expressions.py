@@ -940,6 +940,12 @@ class ExpressionChecker:
                 "opaque_identifier", f"{_shown(node)}: identifiers may only be cast to bigint or text"
             )
         result = _TARGETS.get(target)
+        if result is SqlType.FLOAT:
+            raise _reject(
+                "unsafe_cast",
+                f"{_shown(node)}: double precision is not part of the cohort language (a numeric meeting it "
+                "is converted, which fails beyond 1e308); use numeric, which also has 'NaN' and 'Infinity'",
+            )
         if result is None:
             raise _reject(
                 "forbidden_type", f"{_shown(node)}: casts to {to.sql(dialect='postgres')} are not allowed"

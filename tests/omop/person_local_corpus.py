@@ -1206,8 +1206,8 @@ TRICKY_ACCEPTED: list[tuple[str, str]] = [
     ),
     (
         "concept_name_by_primary_key",
-        "SELECT p.person_id, (SELECT c.concept_name FROM omop.concept c WHERE c.concept_id = p.gender_concept_id) "
-        "AS gender FROM omop.person p",
+        "SELECT p.person_id, (SELECT c.concept_name FROM omop.concept c "
+        "WHERE c.concept_id = p.gender_concept_id) AS gender FROM omop.person p",
     ),
     (
         "bigint_min_in_case_divided",

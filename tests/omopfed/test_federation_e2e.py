@@ -84,7 +84,8 @@ def test_result_and_status_read_the_store(deployment: Deployment) -> None:
         (
             [
                 "--sql",
-                "SELECT p.person_id, CASE WHEN p.person_id = 1234 THEN p.year_of_birth END AS v FROM person p",
+                "SELECT p.person_id, CASE WHEN p.person_id = 1234 THEN p.year_of_birth END AS v "
+                "FROM person p",
             ],
             "(opaque_identifier)",
         ),

@@ -36,7 +36,7 @@ def sql_file(tmp_path: Path, sql: str) -> str:
     ("sql", "code", "status"),
     [
         ("SELECT person_id, year_of_birth FROM person", 0, "released"),
-        ("SELECT person_id FROM person WHERE person_id <= 9", 3, "suppressed"),
+        ("SELECT person_id FROM person WHERE year_of_birth < 1970", 3, "suppressed"),
         ("SELECT person_id FROM person WHERE false", 3, "suppressed"),
         ("SELECT 1; DROP TABLE person", 4, "rejected"),
     ],

@@ -60,11 +60,7 @@ def test_full_policy_is_read(tmp_path: Path) -> None:
 
 
 def test_query_policy_carries_the_file_settings(tmp_path: Path) -> None:
-    policy = load_policy(
-        _write(
-            tmp_path, 'max_query_bytes = 300\nextra_allowed_functions = ["to_json"]\n'
-        )
-    )
+    policy = load_policy(_write(tmp_path, 'max_query_bytes = 300\nextra_allowed_functions = ["to_json"]\n'))
     qp = policy.query_policy()
     assert qp.max_bytes == 300
     validate("SELECT p.person_id, to_json(p.year_of_birth) AS j FROM omop.person p", qp)
@@ -73,6 +69,7 @@ def test_query_policy_carries_the_file_settings(tmp_path: Path) -> None:
             "SELECT p.person_id FROM omop.person p WHERE p.gender_source_value = '" + "x" * 300 + "'", qp
         )
     assert info.value.code == "too_large"
+
 
 def test_removed_series_key_is_refused_as_unknown(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="max_series_rows: unknown key"):
