@@ -105,7 +105,7 @@ def test_bad_numeric_requests_are_usage_errors(stack: StackState, args: list[str
 
 
 def test_all_null_column_is_suppressed_not_an_error(stack: StackState) -> None:
-    sql = "SELECT person_id, CAST(NULL AS double precision) AS nothing FROM person"
+    sql = "SELECT person_id, CAST(NULL AS numeric) AS nothing FROM person"
     code, report = hub_submit_json(Path(stack.dir) / "stack.env", "--sql", sql, "--all-numeric")
     assert code == 0
     assert report["federated"]["numeric"]["nothing"]["status"] == "suppressed"
