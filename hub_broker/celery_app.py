@@ -1,30 +1,21 @@
-"""The hub's Celery side: the app that publishes tasks to trust queues and the reducer worker on results."""
+"""The hub's Celery side: the app that publishes signed tasks to the trust queues.
+
+Answers come back on plain per-trust results keys that ``hub_broker.reducer`` reads itself; the hub runs no
+Celery worker, so no message can make it run Celery's built-in tasks.
+"""
 
 from __future__ import annotations
 
-import logging
 from functools import cache
-from typing import Any
 
 from celery import Celery
 
-from hub_broker.reducer import Reducer
 from hub_broker.settings import HubSettings
-from hub_broker.store import HubStore
-from omop.keys import load_hub_private
-from omop.transport import (
-    ISOLATED_WORKER_ARGS,
-    RESULT_TASK_NAME,
-    RESULTS_QUEUE,
-    base_config,
-    results_queue,
-    touch_when_ready,
-)
+from omop.transport import base_config
 
 HUB_OWNER = "hub"
-# Only the reducer consumes hub.results; a result is handled in milliseconds, so a short visibility window
-# is enough and brings messages of a crashed reducer back quickly.
-REDUCER_VISIBILITY_S = 300.0
+# The hub publishes only; the visibility window matters to consumers, which the hub is not.
+HUB_VISIBILITY_S = 300.0
 
 
 def hub_app(settings: HubSettings) -> Celery:
@@ -35,38 +26,5 @@ def hub_app(settings: HubSettings) -> Celery:
 @cache
 def _hub_app(broker_url: str) -> Celery:
     app = Celery("omopfed-hub", set_as_current=False)
-    app.conf.update(base_config(broker_url, HUB_OWNER, REDUCER_VISIBILITY_S))
-    app.conf.task_queues = [results_queue()]
-    app.conf.task_default_queue = RESULTS_QUEUE
+    app.conf.update(base_config(broker_url, HUB_OWNER, HUB_VISIBILITY_S))
     return app
-
-
-def run_reducer(settings: HubSettings, loglevel: str = "INFO") -> None:
-    keys = load_hub_private(settings.hub_keys_dir)
-    reducer = Reducer(HubStore(settings.hub_store_url), keys.encryption, settings.hub_keys_dir)
-    reducer.reload_registry()
-    app = hub_app(settings)
-
-    @app.task(name=RESULT_TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-    def trust_result(wire: Any) -> str:
-        return reducer.handle(wire)
-
-    touch_when_ready(settings.ready_file)
-
-    logging.getLogger("omopfed").setLevel(loglevel)
-    app.worker_main(
-        [
-            "worker",
-            "-Q",
-            RESULTS_QUEUE,
-            "--pool",
-            "solo",
-            "--concurrency",
-            "1",
-            "--hostname",
-            "hub-reducer@%h",
-            "--loglevel",
-            loglevel,
-            *ISOLATED_WORKER_ARGS,
-        ]
-    )

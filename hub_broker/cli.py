@@ -164,18 +164,27 @@ def _known(store: HubStore, query_id: str) -> Query:
 
 @app.command("queues")
 def queues_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Tasks waiting and in flight per trust queue, and results waiting for the reducer."""
+    """Per trust: tasks waiting and in flight, answers waiting for the reducer, refused messages."""
     from hub_broker.queues import queue_depths
+    from hub_broker.store import HubStore
     from omop.keys import load_trust_registry
 
     settings = _settings()
-    depths = queue_depths(settings.broker_url, sorted(load_trust_registry(settings.hub_keys_dir)))
+    refusals = HubStore(settings.hub_store_url).refusals_by_trust()
+    depths = queue_depths(settings.broker_url, sorted(load_trust_registry(settings.hub_keys_dir)), refusals)
     if as_json:
         print(json.dumps(depths, sort_keys=True))
         return
-    table = Table("queue", "waiting", "in flight")
+    table = Table("queue", "waiting", "in flight", "answers waiting", "refused", "last refusal")
     for queue, d in depths.items():
-        table.add_row(queue, str(d["waiting"]), str(d["in_flight"]))
+        table.add_row(
+            queue,
+            str(d["waiting"]),
+            str(d["in_flight"]),
+            str(d["answers_waiting"]),
+            str(d["refused"]),
+            d["last_refusal"] or "",
+        )
     out.print(table)
 
 
@@ -184,8 +193,8 @@ def reducer_cmd(
     loglevel: str = typer.Option("INFO", "--loglevel"),
     store_url: str | None = typer.Option(None, "--store"),
 ) -> None:
-    """Run the hub's reducer: a Celery worker on hub.results that verifies, stores and pools answers."""
-    from hub_broker.celery_app import run_reducer
+    """Run the hub's reducer: reads every trust's results key, verifies, stores and pools answers."""
+    from hub_broker.reducer import run_reducer
 
     run_reducer(_settings(hub_store_url=store_url), loglevel=loglevel.upper())
 

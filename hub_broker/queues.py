@@ -1,34 +1,51 @@
-"""Queue depths as the hub sees them: what is waiting for each trust, what is in flight, what awaits the
-reducer. Celery's own monitoring needs events and shared pub/sub channels that the isolated workers do not
-use, so the hub reads the (per-trust) kombu keys directly with its own broker user."""
+"""What operators see of the broker: per trust, tasks waiting and in flight, answers waiting for the
+reducer, and the messages the reducer refused from that trust (how many, and the last reason).
+
+Celery's own monitoring needs events and shared pub/sub channels that the isolated workers do not use, so
+the hub reads the (per-trust) kombu keys and results keys directly with its own broker user.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 
 from omop.errors import OmopFedError
-from omop.transport import RESULTS_QUEUE, trust_queue_name, unacked_keys
+from omop.transport import results_key, trust_queue_name, unacked_keys
 
 
-def queue_depths(broker_url: str, trust_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """``{queue: {"waiting": n, "in_flight": m}}`` for every trust queue and ``hub.results``."""
+def queue_depths(
+    broker_url: str, trust_ids: Iterable[str], refusals: Mapping[str, tuple[int, str | None]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{"trust.<id>": {waiting, in_flight, answers_waiting, refused, last_refusal}}`` per trust.
+
+    ``refusals`` (trust id -> (count, last reason)) comes from the hub store.
+    """
+    ids = list(trust_ids)
     client: Any = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
-    owners = {trust_queue_name(t): trust_queue_name(t) for t in trust_ids}
-    owners[RESULTS_QUEUE] = "hub"
     try:
         pipe = client.pipeline(transaction=False)
-        for queue, owner in owners.items():
+        for trust_id in ids:
+            queue = trust_queue_name(trust_id)
             pipe.llen(queue)
-            pipe.hlen(unacked_keys(owner)["unacked_key"])
-        counts = pipe.execute()
+            pipe.hlen(unacked_keys(queue)["unacked_key"])
+            pipe.llen(results_key(trust_id))
+        counts = pipe.execute(raise_on_error=False)
     except redis.RedisError as exc:
         raise OmopFedError(f"cannot read the broker: {str(exc).splitlines()[0]}") from exc
     finally:
         client.close()
-    return {
-        queue: {"waiting": int(counts[2 * i]), "in_flight": int(counts[2 * i + 1])}
-        for i, queue in enumerate(owners)
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for i, trust_id in enumerate(ids):
+        waiting, in_flight, answers = (c if isinstance(c, int) else -1 for c in counts[3 * i : 3 * i + 3])
+        refused, last = (refusals or {}).get(trust_id, (0, None))
+        out[trust_queue_name(trust_id)] = {
+            "waiting": waiting,
+            "in_flight": in_flight,
+            "answers_waiting": answers,
+            "refused": refused,
+            "last_refusal": last,
+        }
+    return out

@@ -1,4 +1,4 @@
-"""Redis ACL users for a federation: one per trust (own queue only, push-only on results), one for the hub.
+"""Redis ACL users for a federation: one per trust (own queue only, push-only on its results key), the hub.
 
 Passwords are generated once and kept in 0600 files next to the ACL file, which itself stores only their
 SHA-256 (Redis ACL ``#<hash>`` syntax), so the ACL file is not a secret. Re-running with more trusts adds
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.protocol import check_trust_id
-from omop.transport import TRUST_ACL_COMMANDS, trust_acl_keys
+from omop.transport import trust_acl_rules
 
 HUB_USER = "hub"
 
@@ -40,11 +40,7 @@ def acl_lines(trust_passwords: dict[str, str], hub_password: str) -> list[str]:
             trust_user(trust_id),
             "on",
             _hashed(trust_passwords[trust_id]),
-            "resetkeys",
-            *trust_acl_keys(trust_id),
-            "resetchannels",
-            "-@all",
-            *TRUST_ACL_COMMANDS,
+            *trust_acl_rules(trust_id),
         ]
         lines.append(" ".join(parts))
     return lines

@@ -1,27 +1,44 @@
-"""The hub's reducer: verify, decrypt, store each trust answer once, and finalise queries that are done.
+"""The hub's reducer: reads each trust's results key, verifies, decrypts, stores each answer once.
 
-Every refusal (malformed message, unknown trust, bad signature, failed decryption, mismatched ids, a
-result for a query or trust that was never asked) is logged and counted in the store, and the message is
-dropped: a hostile or broken message can never crash the reducer or block the queue.
+It understands nothing but answers. Every message on ``hub.results.<id>`` must be a sealed answer signed
+by trust ``<id>`` itself (the owner of that key); anything else (too large, not JSON, not an envelope, a
+bad signature, an answer claiming another trust, a query that trust was never asked) is refused: counted
+in the store with its reason and the key's trust, logged once per trust and reason, and dropped. It runs
+no Celery task, built-in or otherwise, so a message cannot make it publish, retry or sleep. Broker errors
+(a key of the wrong type, the broker restarting) are survived, never fatal.
+
+:class:`Reducer` is the pure part (one message in, one decision out); :func:`run_reducer` is the loop.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hub_broker.finalize import finalize_if_due
+from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
-from omop.keys import load_trust_registry
+from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import ProtocolError, ResultEnvelope
+from omop.transport import MAX_RESULT_BYTES, RESULTS_PREFIX, results_key
 
 log = logging.getLogger("omopfed.hub")
+
+#: How long one blocking read waits before the loop looks at new trusts and its own health again.
+POLL_S = 1.0
+#: A refusal with the same trust and reason is logged again only after this many seconds.
+LOG_EVERY_S = 60.0
 
 
 @dataclass
@@ -30,30 +47,46 @@ class Reducer:
     hub_encryption_key: X25519PrivateKey
     keys_dir: Path
     registry: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    _logged: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def reload_registry(self) -> None:
         self.registry = dict(load_trust_registry(self.keys_dir))
 
-    def handle(self, wire: Any) -> str:
-        """Process one message from ``hub.results``; returns ``stored``, ``duplicate`` or a refusal code."""
+    def handle(self, owner: str, raw: bytes) -> str:
+        """Process one message read from trust ``owner``'s results key.
+
+        Returns ``stored``, ``duplicate`` or a refusal code.
+        """
+        if len(raw) > MAX_RESULT_BYTES:
+            return self._refuse(
+                owner, "too_large", f"{len(raw)} bytes; an answer is at most {MAX_RESULT_BYTES}"
+            )
+        try:
+            wire = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return self._refuse(owner, "malformed", "not a JSON document")
         try:
             envelope = ResultEnvelope.from_wire(wire)
         except ProtocolError as exc:
-            return self._refuse("malformed", str(exc))
-        if envelope.trust_id not in self.registry:
-            self.reload_registry()  # a trust registered after the reducer started
+            return self._refuse(owner, "malformed", str(exc))
+        if envelope.trust_id != owner:
+            return self._refuse(
+                owner, "wrong_owner", f"an answer for trust {envelope.trust_id!r} on {owner!r}'s results key"
+            )
+        if owner not in self.registry:
+            self.reload_registry()  # a trust registered (or replaced) after the reducer started
         try:
             result = open_result(
                 envelope, trust_verify_keys=self.registry, hub_x25519_private=self.hub_encryption_key
             )
         except ResultRejected as exc:
-            return self._refuse(exc.code, str(exc), envelope.query_id, envelope.trust_id)
+            return self._refuse(owner, exc.code, str(exc), envelope.query_id)
         recorded = self.store.record_answer(
             result.query_id, result.trust_id, result.status, result.detail, result.model_dump(mode="json")
         )
         if recorded == "unknown":
             return self._refuse(
-                "unknown_query", "no such query was sent to this trust", result.query_id, result.trust_id
+                owner, "unknown_query", "no such query was sent to this trust", result.query_id
             )
         stored = recorded == "stored"
         if stored:
@@ -67,9 +100,105 @@ class Reducer:
         )
         return "stored" if stored else "duplicate"
 
-    def _refuse(
-        self, code: str, detail: str, query_id: str | None = None, trust_id: str | None = None
-    ) -> str:
-        log.warning("refused a result message (%s): %s", code, detail)
-        self.store.refuse(code, detail, query_id, trust_id)
+    def _refuse(self, owner: str, code: str, detail: str, query_id: str | None = None) -> str:
+        now = time.monotonic()
+        last = self._logged.get((owner, code))
+        if last is None or now - last >= LOG_EVERY_S:  # a flood is logged once a minute, counted always
+            log.warning("refused a message on %s (%s): %s", results_key(owner), code, detail)
+            self._logged[(owner, code)] = now
+        self.store.refuse(code, detail, query_id, owner)
         return code
+
+
+@dataclass
+class ResultsReader:
+    """Blocking reads across every registered trust's results key, surviving broker trouble."""
+
+    client: Any
+    trusts: Callable[[], Sequence[str]]
+    poll_s: float = POLL_S
+    broken: set[str] = field(default_factory=set)
+
+    def next(self) -> tuple[str, bytes] | None:
+        """One (trust id, message) or None when nothing arrived within ``poll_s``."""
+        keys = [results_key(t) for t in self.trusts() if t not in self.broken]
+        if not keys:
+            time.sleep(self.poll_s)
+            return None
+        try:
+            popped = self.client.blpop(keys, timeout=self.poll_s)
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._quarantine(keys)
+            return None
+        if popped is None:
+            return None
+        key, raw = popped
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        return name.removeprefix(RESULTS_PREFIX), bytes(raw)
+
+    def _quarantine(self, keys: Sequence[str]) -> None:
+        """A key that is not a list (only the hub could have made it so) is skipped, loudly, not fatal."""
+        for key in keys:
+            kind = self.client.type(key)
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind not in ("list", "none"):
+                trust = key.removeprefix(RESULTS_PREFIX)
+                self.broken.add(trust)
+                log.error(
+                    "results key %s holds a %s, not a list: skipped until the reducer restarts", key, kind
+                )
+
+
+def run_reducer(
+    settings: HubSettings, loglevel: str = "INFO", stop: Callable[[], bool] | None = None
+) -> None:
+    """Consume every trust's results key until SIGTERM/SIGINT (or ``stop()``), storing each answer once."""
+    logging.basicConfig(level=loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("omopfed").setLevel(loglevel)
+    keys = load_hub_private(settings.hub_keys_dir)
+    reducer = Reducer(HubStore(settings.hub_store_url), keys.encryption, settings.hub_keys_dir)
+    reducer.reload_registry()
+    stopping = {"now": False}
+
+    def _stop(*_: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    client = redis.Redis.from_url(
+        settings.broker_url, socket_timeout=POLL_S + 10, socket_connect_timeout=10, health_check_interval=30
+    )
+    reader = ResultsReader(client, lambda: sorted(reducer.registry))
+    ready = False
+    backoff = 0.5
+    while not stopping["now"] and not (stop is not None and stop()):
+        try:
+            item = reader.next()
+            backoff = 0.5
+            if not ready:
+                ready = True
+                _touch(settings.ready_file)
+                log.info("reducer consuming %d results key(s)", len(reducer.registry))
+        except redis.RedisError as exc:
+            log.warning("broker unavailable (%s); retrying in %.1f s", str(exc).splitlines()[0], backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        if item is None:
+            reducer.reload_registry()
+            continue
+        owner, raw = item
+        try:
+            reducer.handle(owner, raw)
+        except Exception:  # a bug must never stop the reducer: log it, count it, go on
+            log.exception("internal error handling a message from %s", owner)
+            reducer.store.refuse("internal_error", "the reducer failed on this message", None, owner)
+    client.close()
+
+
+def _touch(ready_file: Path | None) -> None:
+    if ready_file is not None:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text("ready\n")

@@ -208,6 +208,18 @@ class HubStore:
         with self.session() as s:
             s.add(RefusedMessage(code=code, detail=detail[:500], query_id=query_id, trust_id=trust_id))
 
+    def refusals_by_trust(self) -> dict[str, tuple[int, str | None]]:
+        """Trust id -> (messages refused from it, the last refusal's reason code and detail)."""
+        with self.session() as s:
+            rows = list(s.scalars(select(RefusedMessage).order_by(RefusedMessage.id)))
+        out: dict[str, tuple[int, str | None]] = {}
+        for row in rows:
+            if row.trust_id is None:
+                continue
+            count, _ = out.get(row.trust_id, (0, None))
+            out[row.trust_id] = (count + 1, f"{row.code}: {row.detail}")
+        return out
+
     def refused(self) -> list[RefusedMessage]:
         with self.session() as s:
             return list(s.scalars(select(RefusedMessage).order_by(RefusedMessage.id)))

@@ -8,9 +8,11 @@ and nothing to fork.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import redis
 from celery import Celery
 
 from omop.errors import OmopFedError, UsageError
@@ -18,13 +20,13 @@ from omop.keys import load_pinned_hub, load_trust_private
 from omop.protocol import check_trust_id
 from omop.transport import (
     ISOLATED_WORKER_ARGS,
-    RESULT_TASK_NAME,
     TASK_NAME,
     base_config,
-    results_queue,
+    results_key,
     touch_when_ready,
     trust_queue,
     trust_queue_name,
+    unacked_keys,
 )
 from trust_worker.audit_log import AuditLog
 from trust_worker.database_setup import reader_role_problems
@@ -33,6 +35,8 @@ from trust_worker.policy_file import TrustPolicy, load_policy
 from trust_worker.settings import TrustSettings
 from trust_worker.task_handler import TrustRuntime
 from trust_worker.task_ledger import TaskLedger
+
+log = logging.getLogger("omopfed.trust")
 
 # Redelivery after visibility_timeout must never overtake a query that is still legitimately running.
 VISIBILITY_MARGIN_S = 300.0
@@ -77,9 +81,13 @@ def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
     app.conf.task_queues = [trust_queue(trust_id)]
     app.conf.task_default_queue = trust_queue_name(trust_id)
 
+    answers = redis.Redis.from_url(settings.broker_url, socket_timeout=30, socket_connect_timeout=30)
+    key = results_key(trust_id)
+
     def publish(envelope_wire: dict[str, Any]) -> None:
-        # declare=[]: the trust's ACL user may push to hub.results but not declare or read it
-        app.send_task(RESULT_TASK_NAME, args=[envelope_wire], queue=results_queue(), declare=[])
+        # A plain push onto this trust's own results key, the one write its broker user may make there:
+        # the reducer reads nothing but sealed answers, so no Celery message wraps them.
+        answers.rpush(key, json.dumps(envelope_wire, separators=(",", ":")))
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def cohort_task(wire: Any) -> str:
@@ -90,11 +98,51 @@ def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
     return app
 
 
+def return_inflight_tasks(client: Any, trust_id: str) -> int:
+    """Put back on the queue every task an earlier run of this trust's worker took but never finished.
+
+    One worker consumes a trust's queue, so at its start anything still in flight belongs to a run that
+    died (SIGKILL, power loss) and would otherwise wait out the visibility timeout. The ledger then answers
+    it (``interrupted``, or the stored answer again): a query is never run twice. Uses only the commands
+    the trust's broker user has (a WATCH/MULTI transaction per task, like kombu's own restore).
+    """
+    queue = trust_queue_name(trust_id)
+    keys = unacked_keys(queue)
+    returned = 0
+    for tag in client.zrange(keys["unacked_index_key"], 0, -1):
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(keys["unacked_key"])
+                raw = pipe.hget(keys["unacked_key"], tag)
+                pipe.multi()
+                pipe.zrem(keys["unacked_index_key"], tag)
+                pipe.hdel(keys["unacked_key"], tag)
+                if raw is not None:
+                    message = json.loads(raw)[0]
+                    message.get("headers", {})["redelivered"] = True
+                    pipe.rpush(queue, json.dumps(message))  # the end BRPOP takes from: next in line
+                pipe.execute()
+                returned += raw is not None
+            except redis.WatchError:
+                continue  # changed under us: nothing else consumes this queue, so it was being acked
+    return returned
+
+
 def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     """Start-up checks, then consume ``trust.<id>`` until stopped (SIGTERM: finish the task, then exit)."""
     runtime = build_runtime(settings)
     app = build_app(settings, runtime)
     logging.getLogger("omopfed").setLevel(loglevel)
+    broker = redis.Redis.from_url(settings.broker_url, socket_timeout=30, socket_connect_timeout=30)
+    try:
+        returned = return_inflight_tasks(broker, runtime.trust_id)
+    except redis.RedisError as exc:  # the broker is down: kombu's own restore still covers it later
+        log.warning("could not check for tasks left in flight: %s", str(exc).splitlines()[0])
+        returned = 0
+    finally:
+        broker.close()
+    if returned:
+        log.warning("put back %d task(s) an earlier run of this worker left unfinished", returned)
     argv = [
         "worker",
         "-Q",

@@ -14,7 +14,6 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omop.concepts import GI_BLEED
-from omop.transport import RESULTS_QUEUE
 from tests.cli_runner import assert_no_traceback, run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, running
 from tests.omopfed.federation_helpers import eventually
@@ -54,8 +53,10 @@ def test_queue_depths_are_visible_to_the_hub(deployment: Deployment) -> None:
     proc = run_omopfed("hub", "queues", "--json", "--env-file", str(deployment.hub_env_file))
     assert_no_traceback(proc)
     depths = json.loads(proc.stdout)
-    assert set(depths) == {"trust.t1", "trust.t2", "trust.t3", "hub.results"}
-    assert all(d["waiting"] >= 0 and d["in_flight"] >= 0 for d in depths.values())
+    assert set(depths) == {"trust.t1", "trust.t2", "trust.t3"}
+    assert all(
+        d["waiting"] >= 0 and d["in_flight"] >= 0 and d["answers_waiting"] >= 0 for d in depths.values()
+    )
 
 
 def test_result_and_status_read_the_store(deployment: Deployment) -> None:
@@ -173,15 +174,10 @@ def test_tampered_unknown_and_misaddressed_results_are_refused(deployment: Deplo
         lambda: any(r.code == "unknown_query" and r.query_id == qid for r in store.refused()),
         what="mis-addressed result refused",
     )
-    # garbage and a tampered envelope pushed straight onto hub.results by someone with broker access
-    hub = redis.Redis.from_url(deployment.hub_redis_url)
-    from hub_broker.celery_app import hub_app
-
-    app = hub_app(deployment.hub_settings())
-    from omop.transport import RESULT_TASK_NAME, results_queue
-
-    app.send_task(RESULT_TASK_NAME, args=[{"not": "an envelope"}], queue=results_queue())
-    app.send_task(RESULT_TASK_NAME, args=["x" * 10], queue=results_queue())
+    # garbage and a tampered envelope pushed onto t1's results key with t1's own broker credentials
+    t1 = redis.Redis.from_url(deployment.trust_broker_url("t1"))
+    t1.rpush("hub.results.t1", json.dumps({"not": "an envelope"}))
+    t1.rpush("hub.results.t1", "x" * 10)
     # a real sealed answer from t1's ledger with one ciphertext byte flipped
     import base64
     import sqlite3
@@ -193,11 +189,12 @@ def test_tampered_unknown_and_misaddressed_results_are_refused(deployment: Deplo
     raw = bytearray(base64.b64decode(wire["ciphertext"]))
     raw[0] ^= 1
     wire["ciphertext"] = base64.b64encode(bytes(raw)).decode()
-    app.send_task(RESULT_TASK_NAME, args=[wire], queue=results_queue())
+    t1.rpush("hub.results.t1", json.dumps(wire))
     eventually(lambda: len(store.refused()) >= before + 4, what="refusals counted")
     codes = [r.code for r in store.refused()[before:]]
     assert codes.count("malformed") == 2 and "bad_signature" in codes
-    assert hub.llen(RESULTS_QUEUE) == 0
+    hub = redis.Redis.from_url(deployment.hub_redis_url)
+    assert hub.llen("hub.results.t1") == 0
     # the reducer is still alive and serving
     code, report = deployment.submit_json("--sql", ALL_SQL, "--trusts", "t1")
     assert code == 0 and report["trusts"]["t1"]["status"] == "released"

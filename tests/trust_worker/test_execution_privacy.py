@@ -150,7 +150,7 @@ class Federation:
             runtime.ledger.close()
         (wire,) = published
         reducer = Reducer(self.store, self.hub_encryption, self.tmp, {TRUST: self.trust_signing.public_key()})
-        assert reducer.handle(wire) == "stored"
+        assert reducer.handle(TRUST, json.dumps(wire).encode()) == "stored"
         query = finalize_if_due(self.store, query_id)
         assert query is not None
         (answer,) = query.answers
