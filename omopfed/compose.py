@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from omop.broker_config import DEFAULT_MAXMEMORY, BrokerTls, broker_settings, command_args, parse_maxmemory
 from omop.errors import UsageError
 from omop.protocol import check_trust_id
 from omopfed.trust_ids import MAX_TRUSTS
@@ -46,6 +47,9 @@ HUB_KEYS = "/run/secrets/hub-keys"
 TRUST_KEYS = "/run/secrets/trust-keys"
 REDIS_ACL_PATH = "/etc/valkey/users.acl"
 REDIS_CA_TARGET = "/run/secrets/redis-ca.crt"
+REDIS_TLS_CERT_TARGET = "/run/secrets/redis-tls.crt"
+REDIS_TLS_KEY_TARGET = "/run/secrets/redis-tls.key"
+REDIS_DATA_TARGET = "/data"
 HUB_DB_USER = "omopfed_hub"
 HUB_DB_NAME = "omopfed_hub"
 OMOP_DB_NAME = "omop"
@@ -213,42 +217,18 @@ def _postgres_service(
     }
 
 
-def redis_command(*, tls: bool) -> list[str]:
-    """Persistence that survives restarts (AOF), refusal instead of eviction, users from the ACL file."""
-    listen = ["--port", "6379"]
-    if tls:
-        listen = [
-            "--port",
-            "0",
-            "--tls-port",
-            "6379",
-            "--tls-cert-file",
-            "/run/secrets/redis-tls.crt",
-            "--tls-key-file",
-            "/run/secrets/redis-tls.key",
-            "--tls-ca-cert-file",
-            REDIS_CA_TARGET,
-            "--tls-auth-clients",
-            "no",  # clients authenticate with their ACL user; mTLS is optional
-        ]
-    return [
-        "valkey-server",
-        *listen,
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--maxmemory",
-        "${OMOPFED_REDIS_MAXMEMORY:-1gb}",
-        "--maxmemory-policy",
-        "noeviction",
-        "--aclfile",
-        REDIS_ACL_PATH,
-        "--protected-mode",
-        "no",  # every user must log in (default user off); protection is the ACL
-        "--dir",
-        "/data",
-    ]
+def redis_command(*, tls: bool, maxmemory: str = DEFAULT_MAXMEMORY) -> list[str]:
+    """``valkey-server`` with the broker settings of ``omop.broker_config`` (the embedded server's too):
+    AOF persistence, a memory limit with refusal instead of eviction, the admin surface closed, users from
+    the ACL file; listening on 6379 (only TLS with ``tls``) on every interface of the container."""
+    settings = broker_settings(
+        aclfile=REDIS_ACL_PATH,
+        data_dir=REDIS_DATA_TARGET,
+        maxmemory=maxmemory,
+        port=6379,
+        tls=BrokerTls(REDIS_TLS_CERT_TARGET, REDIS_TLS_KEY_TARGET, REDIS_CA_TARGET) if tls else None,
+    )
+    return ["valkey-server", *command_args(settings)]
 
 
 def redis_healthcheck(*, tls: bool) -> dict[str, Any]:
@@ -260,13 +240,13 @@ def redis_healthcheck(*, tls: bool) -> dict[str, Any]:
     return _healthcheck(["CMD-SHELL", f"{cli} ping 2>&1 | grep -qE 'PONG|NOAUTH'"], "10s")
 
 
-def _redis() -> dict[str, Any]:
+def _redis(maxmemory: str) -> dict[str, Any]:
     return {
         "image": VALKEY_IMAGE,
         "user": RUN_AS,  # reads the generated files as their owner; data in a bind mount it owns
-        "command": redis_command(tls=False),
+        "command": redis_command(tls=False, maxmemory=maxmemory),
         "configs": [{"source": "redis_acl", "target": REDIS_ACL_PATH}],
-        "volumes": [f"{REDIS_DATA_DIR}:/data"],
+        "volumes": [f"{REDIS_DATA_DIR}:{REDIS_DATA_TARGET}"],
         "ports": ["${OMOPFED_REDIS_BIND:-127.0.0.1}:${OMOPFED_REDIS_PORT:-6379}:6379"],
         "networks": ["hub"],
         "cap_drop": ["ALL"],
@@ -423,18 +403,19 @@ def compose_config(
     persons: int | Sequence[int] = DEFAULT_PERSONS,
     build_context: str | None = ".",
     image: str | None = None,
+    broker_maxmemory: str = DEFAULT_MAXMEMORY,
 ) -> dict[str, Any]:
     """The compose file for a hub and the trusts ``ids``.
 
     ``persons``: synthetic persons loaded into each trust's database by its init job (0: none, the hospital
     loads its own ETL output). ``build_context``: where the Dockerfile is, relative to the compose file
-    (None: use ``image`` as published, no build).
+    (None: use ``image`` as published, no build). ``broker_maxmemory``: the broker's memory limit.
     """
     ids = check_ids(ids)
     sizes = populations(persons, len(ids))
     image = image or default_image()
     services: dict[str, Any] = {
-        "redis": _redis(),
+        "redis": _redis(parse_maxmemory(broker_maxmemory)),
         "hub-db": _postgres_service(HUB_DB_NAME, HUB_DB_USER, "hub_db_password", "hub-store", "hub-db-data"),
         "hub-reducer": _hub_reducer(ids, image, build_context),
         "hub-cli": _hub_cli(ids, image, build_context),
@@ -465,7 +446,7 @@ def compose_config(
     }
 
 
-def tls_override_config(ids: Sequence[str]) -> dict[str, Any]:
+def tls_override_config(ids: Sequence[str], *, broker_maxmemory: str = DEFAULT_MAXMEMORY) -> dict[str, Any]:
     """``docker-compose.tls.yml``: Redis speaks only TLS and every client verifies its certificate.
 
     Clients get broker URLs of the form
@@ -476,11 +457,11 @@ def tls_override_config(ids: Sequence[str]) -> dict[str, Any]:
     ca = _secret("redis_ca", REDIS_CA_TARGET)
     services: dict[str, Any] = {
         "redis": {
-            "command": redis_command(tls=True),
+            "command": redis_command(tls=True, maxmemory=parse_maxmemory(broker_maxmemory)),
             "secrets": [
                 ca,
-                _secret("redis_tls_cert", "redis-tls.crt"),
-                _secret("redis_tls_key", "redis-tls.key"),
+                _secret("redis_tls_cert", REDIS_TLS_CERT_TARGET.removeprefix("/run/secrets/")),
+                _secret("redis_tls_key", REDIS_TLS_KEY_TARGET.removeprefix("/run/secrets/")),
             ],
             "healthcheck": redis_healthcheck(tls=True),
         },
@@ -522,9 +503,14 @@ def to_yaml(doc: dict[str, Any], header: str = "") -> str:
     return comment + body
 
 
-def compose_header(ids: Sequence[str], *, tls: bool = False) -> str:
+def compose_header(
+    ids: Sequence[str], *, tls: bool = False, broker_maxmemory: str = DEFAULT_MAXMEMORY
+) -> str:
     what = "TLS override for" if tls else "Hub plus"
     command = f"omopfed compose --trusts {len(ids)}" + (" --tls" if tls else "")
+    maxmemory = parse_maxmemory(broker_maxmemory)
+    if maxmemory != DEFAULT_MAXMEMORY:  # regenerating must repeat it: the header says how
+        command += f" --broker-maxmemory {maxmemory}"
     return (
         f"{what} {len(ids)} trust(s) ({', '.join(ids)}). Generated by: {command}\n"
         "Do not edit: regenerate. Secrets, keys and the Redis ACL file live in ./federation/, written by\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from omop.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 from omop.errors import OmopFedError
 from omopfed import compose as spec
 from omopfed.trust_ids import MAX_TRUSTS, trust_ids
@@ -60,14 +61,24 @@ def compose_cmd(
         help="Dockerfile directory, relative to the compose file (default: this tree).",
     ),
     no_build: bool = typer.Option(False, "--no-build", help="No build section: use --image as published."),
+    broker_maxmemory: str = typer.Option(
+        DEFAULT_MAXMEMORY,
+        MAXMEMORY_OPTION,
+        help="Broker memory limit (e.g. 256mb, 2gb); when full it refuses new tasks instead of dropping any.",
+    ),
 ) -> None:
     """Print (or write, with --out) a Docker Compose deployment: Redis, hub store, reducer, N trusts."""
     ids = trust_ids(trusts)
     base = out if out is not None else Path.cwd()
     context = None if no_build else (build_context or source_build_context(base))
-    doc = spec.compose_config(ids, persons=persons, build_context=context, image=image)
-    compose_text = spec.to_yaml(doc, spec.compose_header(ids))
-    tls_text = spec.to_yaml(spec.tls_override_config(ids), spec.compose_header(ids, tls=True))
+    doc = spec.compose_config(
+        ids, persons=persons, build_context=context, image=image, broker_maxmemory=broker_maxmemory
+    )
+    compose_text = spec.to_yaml(doc, spec.compose_header(ids, broker_maxmemory=broker_maxmemory))
+    tls_text = spec.to_yaml(
+        spec.tls_override_config(ids, broker_maxmemory=broker_maxmemory),
+        spec.compose_header(ids, tls=True, broker_maxmemory=broker_maxmemory),
+    )
     if out is None:
         typer.echo(tls_text if tls else compose_text, nl=False)
         return
@@ -104,7 +115,25 @@ def _write_deployment(
         f"under {out / spec.GENERATED_DIR} (existing passwords and keys kept)",
         highlight=False,
     )
+    if _sets_old_maxmemory(out / ".env"):
+        say(
+            f"note: {out / '.env'} sets {OLD_MAXMEMORY_VARIABLE}, which the compose file no longer reads; "
+            f"give the size as {MAXMEMORY_OPTION} instead",
+            highlight=False,
+            soft_wrap=True,
+        )
     say(f"next: cd {out} && docker compose {files} up -d --build", highlight=False, soft_wrap=True)
+
+
+OLD_MAXMEMORY_VARIABLE = "OMOPFED_REDIS_MAXMEMORY"  # read by compose files from before --broker-maxmemory
+
+
+def _sets_old_maxmemory(dotenv: Path) -> bool:
+    try:
+        lines = dotenv.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return False
+    return any(line.strip().startswith(f"{OLD_MAXMEMORY_VARIABLE}=") for line in lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omop.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
 from omop.errors import OmopFedError, UsageError
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
@@ -158,13 +159,16 @@ def up(
     trusts: int = 3,
     persons: int | list[int] = 2000,
     eunomia: bool = False,
+    broker_maxmemory: str = DEFAULT_MAXMEMORY,
     progress: Progress = lambda _m: None,
 ) -> StackState:
     """Start a complete federation in ``directory``; on any failure, stop what was started and re-raise.
 
-    ``persons`` is the synthetic population of every trust, or one figure per trust.
+    ``persons`` is the synthetic population of every trust, or one figure per trust. ``broker_maxmemory``
+    is the broker's memory limit (``omop.broker_config``).
     """
     ids = trust_ids(trusts)
+    maxmemory = parse_maxmemory(broker_maxmemory)
     sizes = persons if isinstance(persons, list) else [persons] * trusts
     if len(sizes) != trusts:
         raise UsageError("give one population size per trust")
@@ -182,7 +186,7 @@ def up(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = StackState(dir=str(directory), created_dir=created)
     try:
-        _build(state, ids, sizes, eunomia, progress)
+        _build(state, ids, sizes, eunomia, maxmemory, progress)
     except BaseException:
         progress("start-up failed; stopping what was started")
         down(state)
@@ -190,7 +194,9 @@ def up(
     return state
 
 
-def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, progress: Progress) -> None:
+def _build(
+    state: StackState, ids: list[str], sizes: list[int], eunomia: bool, maxmemory: str, progress: Progress
+) -> None:
     from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
     from omop.keys import (
         HUB_PUBLIC,
@@ -210,10 +216,11 @@ def _build(state: StackState, ids: list[str], sizes: list[int], eunomia: bool, p
     redis_dir = root / "redis"
     acl = write_acl(redis_dir / "acl", ids)
     hub_pw = password_file(redis_dir / "acl", HUB_USER).read_text().strip()
-    progress("broker: embedded Valkey with AOF, noeviction and per-trust ACL users")
+    progress(f"broker: embedded Valkey with AOF, maxmemory {maxmemory} (noeviction) and per-trust ACL users")
     valkey = start_valkey(
         redis_dir / "data",
         aclfile=acl,
+        maxmemory=maxmemory,
         detach=True,
         ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from omop.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 from omopfed import stack as stack_mod
 
 stack_app = typer.Typer(no_args_is_help=True, help="A whole federation on this machine, on loopback.")
@@ -23,6 +24,11 @@ def up_cmd(
     eunomia: bool = typer.Option(
         False, "--eunomia", help="Load one Eunomia GiBleed shard per trust instead."
     ),
+    broker_maxmemory: str = typer.Option(
+        DEFAULT_MAXMEMORY,
+        MAXMEMORY_OPTION,
+        help="Broker memory limit (e.g. 256mb, 2gb); when full it refuses new tasks instead of dropping any.",
+    ),
 ) -> None:
     """Start broker, a PostgreSQL per trust, keys, workers and the hub reducer; return when healthy."""
     state = stack_mod.up(
@@ -30,6 +36,7 @@ def up_cmd(
         trusts=trusts,
         persons=persons,
         eunomia=eunomia,
+        broker_maxmemory=broker_maxmemory,
         progress=lambda m: err.print(f"[dim]•[/] {m}"),
     )
     env = Path(state.dir) / stack_mod.ENV_FILE

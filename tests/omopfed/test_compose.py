@@ -22,7 +22,7 @@ import yaml
 from omopfed import compose as spec
 from omopfed.compose_secrets import generate
 from omopfed.trust_ids import trust_ids
-from tests.cli_runner import assert_no_traceback, run_omopfed
+from tests.cli_runner import assert_no_traceback, assert_one_line_error, run_omopfed
 
 REPO = Path(__file__).resolve().parents[2]
 READER = "data_analyst_reader"
@@ -178,9 +178,12 @@ def test_every_long_running_service_has_a_healthcheck(doc: dict[str, Any]) -> No
 def test_redis_persists_refuses_eviction_and_loads_the_acl_file(doc: dict[str, Any]) -> None:
     redis = doc["services"]["redis"]
     command = redis["command"]
-    args = dict(zip(command[1::2], command[2::2], strict=False))
+    args = dict(zip(command[1::2], command[2::2], strict=True))
     assert args["--appendonly"] == "yes"
+    assert args["--appendfsync"] == "everysec"
+    assert args["--maxmemory"] == "256mb"  # the default: omopfed compose --broker-maxmemory changes it
     assert args["--maxmemory-policy"] == "noeviction"
+    assert args["--enable-debug-command"] == args["--enable-module-command"] == "no"
     acl = args["--aclfile"]
     mounted = {c["target"]: c["source"] for c in redis["configs"]}
     assert doc["configs"][mounted[acl]]["file"] == "./federation/redis/users.acl"
@@ -322,6 +325,42 @@ def test_bad_arguments_are_one_line_errors(args: list[str], code: int, message: 
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("lots", "--broker-maxmemory must be a size such as 256mb or 2gb"),
+        ("1.5gb", "--broker-maxmemory must be a size such as 256mb or 2gb"),
+        ("-1gb", "--broker-maxmemory must be a size such as 256mb or 2gb"),
+        ("0", "--broker-maxmemory 0 is too small"),
+        ("2000gb", "--broker-maxmemory 2000gb is too large"),
+    ],
+)
+def test_bad_broker_maxmemory_is_a_one_line_error(tmp_path: Path, value: str, message: str) -> None:
+    proc = run_omopfed("compose", "--trusts", "2", "--broker-maxmemory", value, "--out", tmp_path / "dep")
+    assert_one_line_error(proc, 2, message)
+    assert proc.stdout == ""
+    assert not (tmp_path / "dep").exists()
+
+
+def test_broker_maxmemory_sets_both_files_and_the_header_says_how(tmp_path: Path) -> None:
+    out = tmp_path / "dep"
+    (out).mkdir()
+    (out / ".env").write_text("OMOPFED_REDIS_MAXMEMORY=4gb\n")  # read by compose files from before the flag
+    proc = run_omopfed("compose", "--trusts", "2", "--tls", "--broker-maxmemory", "2GB", "--out", out)
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "OMOPFED_REDIS_MAXMEMORY" in proc.stderr and "no longer reads" in proc.stderr
+    for name in (spec.COMPOSE_FILE, spec.TLS_OVERRIDE_FILE):
+        text = (out / name).read_text()
+        assert "--broker-maxmemory 2gb" in text.splitlines()[0], name
+        command = load(text)["services"]["redis"]["command"]
+        assert command[command.index("--maxmemory") + 1] == "2gb", name
+    printed = run_omopfed("compose", "--trusts", "2", "--no-build", "--broker-maxmemory", "512mb")
+    assert printed.returncode == 0, printed.stderr
+    expected = spec.compose_config(trust_ids(2), build_context=None, broker_maxmemory="512mb")
+    assert load(printed.stdout) == load(spec.to_yaml(expected))
 
 
 def test_unwritable_out_is_a_one_line_error(tmp_path: Path) -> None:

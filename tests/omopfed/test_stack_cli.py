@@ -7,8 +7,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
+from omop.broker_config import DEPLOYMENT_DIRECTIVES, maxmemory_bytes
 from omop.localservices.processes import pid_alive
+from omopfed import compose as spec
+from tests.broker_checks import parse_command, parse_config_file
 from tests.cli_runner import assert_no_traceback, assert_one_line_error, run_omopfed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.stack]
@@ -16,12 +20,14 @@ pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.stack]
 
 def test_up_info_down_round_trip(tmp_path: Path) -> None:
     directory = tmp_path / "fed"
-    up = run_omopfed("stack", "up", "--dir", directory, "--trusts", "2", "--persons", "60", timeout=300)
+    sizes = ["--trusts", "2", "--persons", "60", "--broker-maxmemory", "64mb"]
+    up = run_omopfed("stack", "up", "--dir", directory, *sizes, timeout=300)
     assert_no_traceback(up)
     assert up.returncode == 0, up.stderr
     try:
         info = json.loads(run_omopfed("stack", "info", "--dir", directory, "--json").stdout)
         assert info["redis_url"].startswith("redis://hub:")
+        _check_broker_settings(directory, info["redis_url"], "64mb")
         assert set(info["trusts"]) == {"t1", "t2"}
         for trust in info["trusts"].values():
             with psycopg.connect(trust["db_url"]) as conn:
@@ -38,10 +44,32 @@ def test_up_info_down_round_trip(tmp_path: Path) -> None:
     assert not pid_alive(info["reducer_pid"])
 
 
+def _check_broker_settings(directory: Path, hub_url: str, maxmemory: str) -> None:
+    """The running broker has the memory limit and the settings compose gives its broker too."""
+    hub = redis.Redis.from_url(hub_url, decode_responses=True)
+    memory = hub.info("memory")  # the hub's ACL user may not run CONFIG GET, but may run INFO
+    assert memory["maxmemory"] == maxmemory_bytes(maxmemory)
+    assert memory["maxmemory_policy"] == "noeviction"
+    assert hub.info("persistence")["aof_enabled"] == 1
+    local = parse_config_file((directory / "redis" / "data" / "valkey.conf").read_text())
+    compose = parse_command(
+        spec.compose_config(["t1", "t2"], broker_maxmemory=maxmemory)["services"]["redis"]["command"]
+    )
+
+    def shared(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(d, v) for d, v in pairs if d not in DEPLOYMENT_DIRECTIVES | {"aclfile"}]
+
+    assert shared(local) == shared(compose)
+    assert dict(local)["maxmemory"] == maxmemory and dict(local)["bind"] == "127.0.0.1"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [
         (["stack", "up", "--trusts", "0"], 2, "--trusts"),
+        (["stack", "up", "--broker-maxmemory", "plenty"], 2, "--broker-maxmemory must be a size"),
+        (["stack", "up", "--broker-maxmemory", "1mb"], 2, "--broker-maxmemory 1mb is too small"),
+        (["stack", "up", "--broker-maxmemory", "0.5gb"], 2, "--broker-maxmemory must be a size"),
         (["stack", "up", "--trusts", "2", "--persons", "-5"], 2, "--persons"),
         (["stack", "info"], 2, "no stack"),
         (["stack", "down"], 2, "no stack"),
@@ -50,7 +78,7 @@ def test_up_info_down_round_trip(tmp_path: Path) -> None:
 def test_bad_stack_commands(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
     proc = run_omopfed(*args, "--dir", tmp_path / "nothing-here")
     assert_one_line_error(proc, code, needle)
-    assert not (tmp_path / "nothing-here" / "stack.json").exists()
+    assert not (tmp_path / "nothing-here").exists()
 
 
 def test_up_refuses_a_directory_with_other_files(tmp_path: Path) -> None:
