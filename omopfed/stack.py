@@ -289,13 +289,27 @@ def _build(
     state.reducer_pid = _spawn(["hub", "reducer"], logs / "hub-reducer.log", hub_env, reducer_ready)
     waits.append(("hub reducer", state.reducer_pid, reducer_ready, logs / "hub-reducer.log"))
     for node in state.trusts.values():
-        ready = Path(node.dir) / "worker.ready"
-        log = logs / f"trust-{node.trust_id}.log"
-        node.worker_pid = _spawn(["trust", "worker"], log, Path(node.env_file), ready)
-        waits.append((f"trust worker {node.trust_id}", node.worker_pid, ready, log))
+        waits.append(_spawn_worker(state, node.trust_id))
     state.save()
     _wait_ready(waits, READY_TIMEOUT_S)
     progress("ready")
+
+
+def _spawn_worker(state: StackState, trust_id: str) -> tuple[str, int, Path, Path]:
+    node = state.trusts[trust_id]
+    ready = Path(node.dir) / "worker.ready"
+    log = Path(state.dir) / "logs" / f"trust-{trust_id}.log"
+    node.worker_pid = _spawn(["trust", "worker"], log, Path(node.env_file), ready)
+    return (f"trust worker {trust_id}", node.worker_pid, ready, log)
+
+
+def start_worker(state: StackState, trust_id: str) -> None:
+    """(Re)start one trust's worker, as its supervisor would after a crash; returns once it consumes."""
+    if trust_id not in state.trusts:
+        raise UsageError(f"no trust {trust_id!r} in this stack")
+    waits = [_spawn_worker(state, trust_id)]
+    state.save()
+    _wait_ready(waits, READY_TIMEOUT_S)
 
 
 def _create_database(pg: EmbeddedPostgres) -> None:

@@ -54,6 +54,10 @@ class Deployment(ABC):
 
     # -- what differs between deployments ----------------------------------------------------------------
 
+    def trust_broker_url(self, trust_id: str) -> str:
+        """The broker URL with trust ``trust_id``'s own credentials: what a compromised trust server has."""
+        raise NotImplementedError
+
     def trust_admin_url(self, trust_id: str) -> str | None:
         """The trust database's owner URL when the test process can reach it (None: only from inside)."""
         return None
@@ -198,6 +202,13 @@ class LocalDeployment(Deployment):
     def trust_admin_url(self, trust_id: str) -> str:
         return str(self.state.trusts[trust_id].db_url)
 
+    def trust_broker_url(self, trust_id: str) -> str:
+        for line in Path(self.state.trusts[trust_id].env_file).read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "OMOPFED_BROKER_URL":
+                return value.strip().strip('"')
+        raise AssertionError(f"no broker URL in trust {trust_id}'s env file")
+
     def count_persons(self, trust_id: str, sql: str) -> int:
         import psycopg
 
@@ -219,6 +230,19 @@ class LocalDeployment(Deployment):
         pid = self.state.trusts[trust_id].worker_pid
         assert pid is not None
         stop_pid(pid, signal.SIGTERM)
+
+    def kill_trust_worker(self, trust_id: str) -> None:
+        """SIGKILL, wherever the worker is: no chance to ack, reject or clean up."""
+        from omop.localservices.processes import stop_pid
+
+        pid = self.state.trusts[trust_id].worker_pid
+        assert pid is not None
+        stop_pid(pid, signal.SIGKILL)
+
+    def start_trust_worker(self, trust_id: str) -> None:
+        from omopfed import stack as stack_mod
+
+        stack_mod.start_worker(self.state, trust_id)
 
     def down(self) -> None:
         from omopfed import stack as stack_mod
@@ -326,6 +350,15 @@ class ComposeDeployment(Deployment):
             dep.down()
             raise
         return dep
+
+    def trust_broker_url(self, trust_id: str) -> str:
+        from hub_broker.redis_acl import password_file, trust_user
+        from omopfed.compose_secrets import redis_url
+
+        user = trust_user(trust_id)
+        pw = password_file(self.directory / spec.GENERATED_DIR / "redis", user).read_text().strip()
+        port = int(self.compose_env["OMOPFED_REDIS_PORT"])
+        return redis_url(user, pw, tls=False, host="127.0.0.1", port=port)
 
     def _states(self) -> dict[str, dict[str, Any]]:
         out = self.compose_ok("ps", "--all", "--format", "json").strip()
