@@ -135,3 +135,15 @@ def running_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def refused_by_broker(action: Any) -> bool:
+    """True when ``action`` (a Redis call) was refused: NOPERM from the ACL, or the server refusing the
+    command outright (DEBUG and MODULE are off in its configuration)."""
+    try:
+        action()
+    except redis.exceptions.NoPermissionError:
+        return True
+    except redis.exceptions.ResponseError as exc:
+        return "not allowed" in str(exc)
+    return False

@@ -249,20 +249,8 @@ def _cast_target(node: exp.Expression | None) -> object:
     return None
 
 
-def literal_int(node: exp.Expression | None) -> int | None:
-    """The value of an integer literal (optionally negated or parenthesised), else None."""
-    if node is None:
-        return None
-    node = strip_parens(node)
-    sign = 1
-    if isinstance(node, exp.Neg):
-        sign, node = -1, strip_parens(node.this)
-    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
-        return sign * int(str(node.this))
-    return None
-
-
-def literal_number(node: exp.Expression | None) -> Decimal | None:
+def _signed_literal(node: exp.Expression | None) -> tuple[int, exp.Literal] | None:
+    """A number literal and its sign (optionally negated or parenthesised), else None."""
     if node is None:
         return None
     node = strip_parens(node)
@@ -270,11 +258,27 @@ def literal_number(node: exp.Expression | None) -> Decimal | None:
     if isinstance(node, exp.Neg):
         sign, node = -1, strip_parens(node.this)
     if isinstance(node, exp.Literal) and not node.is_string:
-        try:
-            return sign * Decimal(str(node.this))
-        except InvalidOperation:
-            return None
+        return sign, node
     return None
+
+
+def literal_number(node: exp.Expression | None) -> Decimal | None:
+    """The value of a number literal, else None."""
+    found = _signed_literal(node)
+    if found is None:
+        return None
+    try:
+        return found[0] * Decimal(str(found[1].this))
+    except InvalidOperation:
+        return None
+
+
+def literal_int(node: exp.Expression | None) -> int | None:
+    """The value of a whole-number literal written without a point or an exponent, else None."""
+    found = _signed_literal(node)
+    if found is None or not str(found[1].this).isdigit():
+        return None
+    return found[0] * int(str(found[1].this))
 
 
 def literal_string(node: exp.Expression | None) -> str | None:

@@ -11,6 +11,7 @@ import redis
 from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
 from omop.localservices import EmbeddedValkey, free_port, start_valkey, stop_pid
 from omop.localservices.processes import wait_until
+from tests.broker_checks import refused_by_broker
 
 pytestmark = pytest.mark.services
 
@@ -30,17 +31,6 @@ def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Embed
 def _client(server: EmbeddedValkey, acl_dir: Path, user: str) -> redis.Redis:
     pw = password_file(acl_dir, user).read_text().strip()
     return redis.Redis.from_url(server.url(user, pw))
-
-
-def _refused(action: Callable[[], object]) -> bool:
-    """NOPERM from the ACL, or the server refusing the command outright (DEBUG is off in its config)."""
-    try:
-        action()
-    except redis.exceptions.NoPermissionError:
-        return True
-    except redis.exceptions.ResponseError as exc:
-        return "not allowed" in str(exc)
-    return False
 
 
 def test_trust_user_reaches_only_its_own_queue_and_can_only_push_its_own_results(acl_server) -> None:
@@ -84,7 +74,7 @@ def test_trust_user_reaches_only_its_own_queue_and_can_only_push_its_own_results
         "subscribe": lambda: a.execute_command("SUBSCRIBE", "x"),
         "shut the server down": lambda: a.execute_command("SHUTDOWN", "NOSAVE"),
     }
-    allowed = [name for name, action in forbidden.items() if not _refused(action)]
+    allowed = [name for name, action in forbidden.items() if not refused_by_broker(action)]
     assert allowed == []
     assert a.rpush("hub.results.a", "answer") == 1  # the one write it may make outside its queue
     assert hub.lrange("trust.b", 0, -1) == [b"task-for-b"]  # B's queue untouched
