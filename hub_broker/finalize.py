@@ -1,7 +1,8 @@
 """Closing a query: once every addressed trust answered, or the deadline passed, pool and store.
 
-Called by the reducer after each stored answer, and by ``hub submit`` / ``hub status`` / ``hub result``
-when they see a query past its deadline, so no scheduler is needed: whoever looks first finalises, and
+Called by the reducer after each stored answer and, at least once a second, for every query past its
+deadline (so a deadline runs by itself, whether or not anyone looks), and by ``hub submit`` / ``hub
+status`` / ``hub result`` when they see a query past its deadline: whoever looks first finalises, and
 ``HubStore.save_pooled`` makes sure only one of them writes.
 """
 
@@ -16,6 +17,16 @@ from hub_broker.store import PENDING, HubStore, Query, utcnow
 from omop.numeric_spec import NumericRequest
 
 TIMEOUT_DETAIL = "no answer before the query's deadline"
+
+
+def finalize_due(store: HubStore, now: datetime | None = None) -> int:
+    """Finalise every pending query whose deadline has passed; returns how many were."""
+    now = now or utcnow()
+    done = 0
+    for query_id in store.due_query_ids(now):
+        query = finalize_if_due(store, query_id, now)
+        done += query is not None and query.status != PENDING
+    return done
 
 
 def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None) -> Query | None:

@@ -25,7 +25,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from hub_broker.finalize import finalize_if_due
+from hub_broker.finalize import finalize_due, finalize_if_due
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
@@ -39,6 +39,8 @@ log = logging.getLogger("omopfed.hub")
 POLL_S = 1.0
 #: A refusal with the same trust and reason is logged again only after this many seconds.
 LOG_EVERY_S = 60.0
+#: How often the loop finalises queries whose deadline has passed, busy or not.
+DEADLINES_EVERY_S = 1.0
 
 
 @dataclass
@@ -173,7 +175,14 @@ def run_reducer(
     reader = ResultsReader(client, lambda: sorted(reducer.registry))
     ready = False
     backoff = 0.5
+    deadlines_at = 0.0
     while not stopping["now"] and not (stop is not None and stop()):
+        if time.monotonic() >= deadlines_at:
+            deadlines_at = time.monotonic() + DEADLINES_EVERY_S
+            try:
+                finalize_due(reducer.store)
+            except Exception:  # the store briefly unavailable: the next round tries again
+                log.exception("could not finalise queries past their deadline")
         try:
             item = reader.next()
             backoff = 0.5

@@ -21,7 +21,12 @@ class HubSettings(OmopFedSettings):
     )
     threshold: int = Field(default=10, ge=10, description="Disclosure threshold for pooled figures (>= 10).")
     default_timeout_s: float = Field(default=60.0, gt=0, le=86400, description="Per-query deadline.")
-    task_lifetime_s: float = Field(default=3600.0, gt=0, description="How long a queued task stays valid.")
+    task_expiry_margin_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="A task stays valid until its query's deadline plus this; a later trust refuses it.",
+    )
     extra_allowed_functions: list[str] = Field(
         default_factory=list,
         description="Functions the hub's pre-check accepts beyond the built-in allowlist (JSON list); set "

@@ -184,6 +184,13 @@ class HubStore:
             )
             return "stored" if moved.rowcount else "duplicate"  # type: ignore[attr-defined]
 
+    def due_query_ids(self, now: datetime) -> list[str]:
+        """Queries still pending whose deadline has passed (the reducer finalises them)."""
+        with self.session() as s:
+            return list(
+                s.scalars(select(Query.query_id).where(Query.status == PENDING, Query.deadline_at <= now))
+            )
+
     def mark_timeouts(self, query_id: str, detail: str) -> None:
         with self.session() as s:
             s.execute(

@@ -92,7 +92,9 @@ def submit(
     query_id = new_query_id()
     now = utcnow()
     deadline = now + timedelta(seconds=timeout)
-    expires = now + min(timedelta(seconds=max(settings.task_lifetime_s, timeout)), MAX_TASK_LIFETIME)
+    # a task lives as long as its query: a trust that comes back after the deadline refuses it as
+    # expired (and says so) instead of running a query whose answer nobody will pool
+    expires = now + min(timedelta(seconds=timeout + settings.task_expiry_margin_s), MAX_TASK_LIFETIME)
     tasks = [
         sign_task(
             CohortTask(

@@ -1,0 +1,59 @@
+"""Deadlines run by themselves, and a trust that is back after a query's deadline refuses its stale task.
+
+Before, a query stayed ``pending`` past its deadline until someone opened it, and a trust whose worker
+came back 45 s late ran and audited closed queries as ``released``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from omop.protocol import new_query_id
+from tests.omopfed.deployments import Deployment, running
+from tests.omopfed.federation_helpers import eventually
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+SQL = "SELECT person_id FROM person"
+
+
+# restarting one worker by hand is what this needs; compose would need a Docker engine for it
+@pytest.fixture(scope="module", params=["local"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    yield from running(request, tmp_path_factory, "deadlines", persons=[120, 120])
+
+
+def test_a_query_past_its_deadline_is_closed_without_anyone_looking(deployment: Deployment) -> None:
+    qid = new_query_id()
+    store = deployment.register_query(qid, ["t1"], timeout_s=1)  # recorded, never sent: no answer comes
+    query = eventually(
+        lambda: (q := store.get(qid)) is not None and q.status != "pending" and q,
+        timeout=20,
+        what="the reducer closing the query at its deadline",
+    )
+    assert query.status == "failed"
+    assert [a.status for a in query.answers] == ["timeout"]
+
+
+def test_a_trust_back_after_the_deadline_refuses_the_stale_task(deployment: Deployment) -> None:
+    deployment.stop_trust_worker("t2")
+    code, report = deployment.submit_json("--sql", SQL, "--trusts", "t2", "--timeout", "1")
+    assert code == 4 and report["trusts"]["t2"]["status"] == "timeout"
+    qid = report["query_id"]
+    time.sleep(1 + 5 + 1)  # past the deadline and the task's 5 s margin
+    deployment.start_trust_worker("t2")
+    entries = eventually(
+        lambda: [e for e in deployment.audit_entries("t2") if e["query_id"] == qid] or None,
+        timeout=30,
+        what="t2's audit of the stale task",
+    )
+    decisions = [e["decision"] for e in entries]
+    assert "released" not in decisions and decisions[0] == "refused"
+    assert "expired" in entries[0]["detail"]
+    code, report = deployment.submit_json("--sql", SQL, "--timeout", "60")
+    assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
