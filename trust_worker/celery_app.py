@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import redis
@@ -33,10 +34,13 @@ from trust_worker.database_setup import reader_role_problems
 from trust_worker.executor import ReaderExecutor
 from trust_worker.policy_file import TrustPolicy, load_policy
 from trust_worker.settings import TrustSettings
-from trust_worker.task_handler import TrustRuntime
+from trust_worker.task_handler import TrustRuntime, republish_pending
 from trust_worker.task_ledger import TaskLedger
 
 log = logging.getLogger("omopfed.trust")
+
+#: How often answers the broker could not take are sent again.
+REPUBLISH_EVERY_S = 2.0
 
 # Redelivery after visibility_timeout must never overtake a query that is still legitimately running.
 VISIBILITY_MARGIN_S = 300.0
@@ -128,6 +132,35 @@ def return_inflight_tasks(client: Any, trust_id: str) -> int:
     return returned
 
 
+def start_republisher(settings: TrustSettings, trust_id: str) -> threading.Event:
+    """A background thread re-sending answers the broker could not take; set the event to stop it.
+
+    It has its own ledger connection and broker client (SQLite and redis-py objects stay in one thread).
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        ledger = TaskLedger(settings.ledger_path())
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=30, socket_connect_timeout=10)
+        key = results_key(trust_id)
+
+        def publish(envelope_wire: dict[str, Any]) -> None:
+            client.rpush(key, json.dumps(envelope_wire, separators=(",", ":")))
+
+        try:
+            while not stop.wait(REPUBLISH_EVERY_S):
+                try:
+                    republish_pending(ledger, publish)
+                except Exception:  # never let the re-sender die: the next round tries again
+                    log.exception("re-sending kept answers failed")
+        finally:
+            ledger.close()
+            client.close()
+
+    threading.Thread(target=loop, name="omopfed-republish", daemon=True).start()
+    return stop
+
+
 def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     """Start-up checks, then consume ``trust.<id>`` until stopped (SIGTERM: finish the task, then exit)."""
     runtime = build_runtime(settings)
@@ -143,6 +176,7 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
         broker.close()
     if returned:
         log.warning("put back %d task(s) an earlier run of this worker left unfinished", returned)
+    republisher = start_republisher(settings, runtime.trust_id)
     argv = [
         "worker",
         "-Q",
@@ -160,5 +194,6 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     try:
         app.worker_main(argv)
     finally:
+        republisher.set()
         runtime.executor.close()
         runtime.ledger.close()

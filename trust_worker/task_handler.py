@@ -68,10 +68,10 @@ class TrustRuntime:
         except TaskRejected as exc:
             return self._refuse(signed, exc, publish, received)
 
-        claim = self.ledger.claim(task.query_id)
+        claim = self.ledger.claim(task.query_id, task.expires_at)
         if claim.state == "done":
             assert claim.envelope is not None
-            publish(json.loads(claim.envelope))
+            self._deliver(task.query_id, claim.envelope, publish)
             self.audit.append(
                 query_id=task.query_id,
                 project_id=task.project_id,
@@ -143,13 +143,23 @@ class TrustRuntime:
             execution=execution,
             extra={"executed_sql_sha256": _sha(executed_sql)},
         )
-        publish(envelope.to_wire())
+        self._deliver(result.query_id, json.dumps(envelope.to_wire()), publish)
         failure = (execution or {}).get("failure")
         if failure is not None:
             log.warning("query %s: %s (%s)", result.query_id, result.status, failure["description"])
         else:
             log.info("query %s: %s", result.query_id, result.status)
         return result.status
+
+    def _deliver(self, query_id: str, sealed: str, publish: Publish) -> None:
+        """Publish a sealed answer kept in the ledger; if the broker cannot take it now, it stays there and
+        ``republish_pending`` sends it later (no answer is lost to a broker outage)."""
+        try:
+            publish(json.loads(sealed))
+        except Exception as exc:
+            log.warning("query %s: answer kept for re-sending (%s)", query_id, str(exc).splitlines()[0])
+            return
+        self.ledger.mark_published(query_id)
 
     def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish, received: datetime) -> str:
         task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {"misaddressed"} else None
@@ -163,11 +173,29 @@ class TrustRuntime:
         log.warning("refused a task (%s): %s", exc.code, exc)
         if task is None or exc.code not in _ANSWERABLE:
             return "refused"
-        claim = self.ledger.claim(task.query_id)
+        claim = self.ledger.claim(task.query_id, task.expires_at)
         if claim.state != "new":
             return "refused"
         answer = self._without_figures(task, "rejected", exc.code, str(exc), received)
         return self._reply(answer, task, None, publish)
+
+
+def republish_pending(ledger: TaskLedger, publish: Publish, now: datetime | None = None) -> int:
+    """Send again every answer the broker has not taken (oldest first); returns how many went out.
+
+    Stops at the first failure: the broker is still unavailable, and the rest waits for the next round.
+    """
+    sent = 0
+    for query_id, sealed in ledger.unpublished(now or datetime.now(UTC)):
+        try:
+            publish(json.loads(sealed))
+        except Exception:
+            break
+        ledger.mark_published(query_id)
+        sent += 1
+    if sent:
+        log.info("re-sent %d answer(s) the broker could not take before", sent)
+    return sent
 
 
 def _sha(text: str | None) -> str | None:

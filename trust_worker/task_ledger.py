@@ -6,6 +6,10 @@ stored sealed answer without touching the database; a second delivery of an id t
 finished (the worker died mid-query) is answered with an error rather than run again, so no query id is
 ever executed twice.
 
+It is also where answers wait to be delivered: an answer is sealed into the ledger before it is
+published, and marked published once the broker took it. An answer the broker could not take (an
+outage) is published again (``unpublished``) until it is delivered or its task has expired.
+
 A local SQLite file owned by the worker's OS account: outside PostgreSQL and the reader role's reach.
 """
 
@@ -20,12 +24,16 @@ from typing import Literal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executed (
-    query_id    TEXT PRIMARY KEY,
-    started_at  TEXT NOT NULL,
-    finished_at TEXT,
-    envelope    TEXT
+    query_id     TEXT PRIMARY KEY,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    envelope     TEXT,
+    expires_at   TEXT,
+    published_at TEXT
 )
 """
+# Ledgers written before answers were re-published lack the last two columns.
+_ADDED_COLUMNS = ("expires_at", "published_at")
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,28 @@ class TaskLedger:
         # fsync to every task (1.2 ms -> 0.1 ms per claim measured here).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(executed)")}
+        for column in _ADDED_COLUMNS:
+            if column not in present:
+                self._db.execute(f"ALTER TABLE executed ADD COLUMN {column} TEXT")
 
-    def claim(self, query_id: str) -> Claim:
-        """Atomically record ``query_id`` as started, or report what happened to it before."""
+    def claim(self, query_id: str, expires_at: datetime | None = None) -> Claim:
+        """Atomically record ``query_id`` as started, or report what happened to it before.
+
+        ``expires_at`` is the task's expiry: its answer is re-published until then if it cannot be sent.
+        """
         now = datetime.now(UTC).isoformat()
+        expires = expires_at.astimezone(UTC).isoformat() if expires_at is not None else None
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
                 "SELECT finished_at, envelope FROM executed WHERE query_id = ?", (query_id,)
             ).fetchone()
             if row is None:
-                self._db.execute("INSERT INTO executed (query_id, started_at) VALUES (?, ?)", (query_id, now))
+                self._db.execute(
+                    "INSERT INTO executed (query_id, started_at, expires_at) VALUES (?, ?, ?)",
+                    (query_id, now, expires),
+                )
                 return Claim("new")
         finished_at, envelope = row
         if finished_at is not None and envelope is not None:
@@ -71,6 +90,19 @@ class TaskLedger:
             "UPDATE executed SET finished_at = ?, envelope = ? WHERE query_id = ?",
             (datetime.now(UTC).isoformat(), envelope, query_id),
         )
+
+    def mark_published(self, query_id: str) -> None:
+        now = datetime.now(UTC).isoformat()
+        self._db.execute("UPDATE executed SET published_at = ? WHERE query_id = ?", (now, query_id))
+
+    def unpublished(self, now: datetime) -> list[tuple[str, str]]:
+        """(query id, sealed answer) the broker has not taken yet, oldest first, for unexpired tasks."""
+        rows = self._db.execute(
+            "SELECT query_id, envelope FROM executed WHERE envelope IS NOT NULL AND published_at IS NULL "
+            "AND expires_at IS NOT NULL AND expires_at > ? ORDER BY finished_at",
+            (now.astimezone(UTC).isoformat(),),
+        ).fetchall()
+        return [(str(q), str(e)) for q, e in rows]
 
     def close(self) -> None:
         self._db.close()
