@@ -31,12 +31,14 @@ from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
 from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import ProtocolError, ResultEnvelope
-from omop.transport import MAX_RESULT_BYTES, RESULTS_PREFIX, results_key
+from omop.transport import MAX_RESULT_BYTES, processing_key, results_key
 
 log = logging.getLogger("omopfed.hub")
 
-#: How long one blocking read waits before the loop looks at new trusts and its own health again.
-POLL_S = 1.0
+#: The broker client's socket timeout: no command of the loop blocks, so this only bounds a dead broker.
+SOCKET_TIMEOUT_S = 10.0
+#: How often the loop re-reads the registered trusts (new or removed trusts, replaced keys).
+REGISTRY_EVERY_S = 1.0
 #: A refusal with the same trust and reason is logged again only after this many seconds.
 LOG_EVERY_S = 60.0
 #: How often the loop finalises queries whose deadline has passed, busy or not.
@@ -114,43 +116,68 @@ class Reducer:
 
 @dataclass
 class ResultsReader:
-    """Blocking reads across every registered trust's results key, surviving broker trouble."""
+    """Reads across every registered trust's results key without losing a message to a crash.
+
+    Each message is moved (``LMOVE``, atomic) from ``hub.results.<id>`` to the hub's own
+    ``hub.processing.<id>`` before it is handled and removed from there after: a reducer killed while
+    handling finds it again at its next start. One pipelined round trip moves at most one message from
+    every key; when nothing came, the loop waits a few milliseconds (up to ``idle_max_s``) before it
+    looks again. Broker errors propagate to the loop, which reconnects; a key of the wrong type is
+    skipped, never fatal.
+    """
 
     client: Any
     trusts: Callable[[], Sequence[str]]
-    poll_s: float = POLL_S
+    idle_max_s: float = 0.025
     broken: set[str] = field(default_factory=set)
+    _pending: list[tuple[str, bytes]] = field(default_factory=list)
+    _idle_s: float = 0.0
+
+    def recover(self) -> int:
+        """Queue again what an earlier run moved to processing but never finished; returns how many."""
+        for trust in self.trusts():
+            for raw in self.client.lrange(processing_key(trust), 0, -1):
+                self._pending.append((trust, bytes(raw)))
+        return len(self._pending)
 
     def next(self) -> tuple[str, bytes] | None:
-        """One (trust id, message) or None when nothing arrived within ``poll_s``."""
-        keys = [results_key(t) for t in self.trusts() if t not in self.broken]
-        if not keys:
-            time.sleep(self.poll_s)
-            return None
-        try:
-            popped = self.client.blpop(keys, timeout=self.poll_s)
-        except redis.ResponseError as exc:
-            if "WRONGTYPE" not in str(exc):
-                raise
-            self._quarantine(keys)
-            return None
-        if popped is None:
-            return None
-        key, raw = popped
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        return name.removeprefix(RESULTS_PREFIX), bytes(raw)
+        """One (trust id, message), or None after a short wait when nothing arrived."""
+        if self._pending:
+            return self._pending.pop(0)
+        trusts = [t for t in self.trusts() if t not in self.broken]
+        pipe = self.client.pipeline(transaction=False)
+        for trust in trusts:
+            pipe.lmove(results_key(trust), processing_key(trust), "LEFT", "RIGHT")
+        for trust, moved in zip(trusts, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(moved, redis.ResponseError):
+                if "WRONGTYPE" not in str(moved):
+                    raise moved
+                self._quarantine(trust)
+            elif isinstance(moved, redis.RedisError):
+                raise moved
+            elif moved is not None:
+                self._pending.append((trust, bytes(moved)))
+        if self._pending:
+            self._idle_s = 0.0
+            return self._pending.pop(0)
+        self._idle_s = min(self.idle_max_s, self._idle_s + 0.005)
+        time.sleep(self._idle_s)
+        return None
 
-    def _quarantine(self, keys: Sequence[str]) -> None:
+    def done(self, trust: str, raw: bytes) -> None:
+        """The message is stored or refused: take it off the processing list."""
+        self.client.lrem(processing_key(trust), 1, raw)
+
+    def _quarantine(self, trust: str) -> None:
         """A key that is not a list (only the hub could have made it so) is skipped, loudly, not fatal."""
-        for key in keys:
-            kind = self.client.type(key)
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind not in ("list", "none"):
-                trust = key.removeprefix(RESULTS_PREFIX)
-                self.broken.add(trust)
-                log.error(
-                    "results key %s holds a %s, not a list: skipped until the reducer restarts", key, kind
-                )
+        kind = self.client.type(results_key(trust))
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        self.broken.add(trust)
+        log.error(
+            "results key %s holds a %s, not a list: skipped until the reducer restarts",
+            results_key(trust),
+            kind,
+        )
 
 
 def run_reducer(
@@ -170,12 +197,17 @@ def run_reducer(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     client = redis.Redis.from_url(
-        settings.broker_url, socket_timeout=POLL_S + 10, socket_connect_timeout=10, health_check_interval=30
+        settings.broker_url,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=10,
+        health_check_interval=30,
     )
     reader = ResultsReader(client, lambda: sorted(reducer.registry))
+    recovered = False
     ready = False
     backoff = 0.5
     deadlines_at = 0.0
+    registry_at = 0.0
     while not stopping["now"] and not (stop is not None and stop()):
         if time.monotonic() >= deadlines_at:
             deadlines_at = time.monotonic() + DEADLINES_EVERY_S
@@ -184,6 +216,11 @@ def run_reducer(
             except Exception:  # the store briefly unavailable: the next round tries again
                 log.exception("could not finalise queries past their deadline")
         try:
+            if not recovered:
+                found = reader.recover()
+                recovered = True
+                if found:
+                    log.warning("handling %d message(s) an earlier run took but never finished", found)
             item = reader.next()
             backoff = 0.5
             if not ready:
@@ -196,7 +233,9 @@ def run_reducer(
             backoff = min(backoff * 2, 10.0)
             continue
         if item is None:
-            reducer.reload_registry()
+            if time.monotonic() >= registry_at:
+                registry_at = time.monotonic() + REGISTRY_EVERY_S
+                reducer.reload_registry()
             continue
         owner, raw = item
         try:
@@ -204,6 +243,10 @@ def run_reducer(
         except Exception:  # a bug must never stop the reducer: log it, count it, go on
             log.exception("internal error handling a message from %s", owner)
             reducer.store.refuse("internal_error", "the reducer failed on this message", None, owner)
+        try:
+            reader.done(owner, raw)
+        except redis.RedisError as exc:  # handled already; at worst it is handled again, and stored once
+            log.warning("could not clear a handled message: %s", str(exc).splitlines()[0])
     client.close()
 
 

@@ -49,6 +49,11 @@ def results_key(trust_id: str) -> str:
     return f"{RESULTS_PREFIX}{trust_id}"
 
 
+def processing_key(trust_id: str) -> str:
+    """The hub's list of a trust's answers being handled right now (no trust may touch it)."""
+    return f"hub.processing.{trust_id}"
+
+
 class _LockWithoutScripts(Lock):
     """redis-py's lock, released with WATCH/MULTI instead of a Lua script.
 

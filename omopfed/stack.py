@@ -284,10 +284,7 @@ def _build(
 
     progress(f"processes: {len(ids)} trust worker(s) and the hub reducer")
     waits: list[tuple[str, int, Path, Path]] = []
-    logs = root / "logs"
-    reducer_ready = hub_dir / "reducer.ready"
-    state.reducer_pid = _spawn(["hub", "reducer"], logs / "hub-reducer.log", hub_env, reducer_ready)
-    waits.append(("hub reducer", state.reducer_pid, reducer_ready, logs / "hub-reducer.log"))
+    waits.append(_spawn_reducer(state))
     for node in state.trusts.values():
         waits.append(_spawn_worker(state, node.trust_id))
     state.save()
@@ -301,6 +298,21 @@ def _spawn_worker(state: StackState, trust_id: str) -> tuple[str, int, Path, Pat
     log = Path(state.dir) / "logs" / f"trust-{trust_id}.log"
     node.worker_pid = _spawn(["trust", "worker"], log, Path(node.env_file), ready)
     return (f"trust worker {trust_id}", node.worker_pid, ready, log)
+
+
+def _spawn_reducer(state: StackState) -> tuple[str, int, Path, Path]:
+    root = Path(state.dir)
+    ready = root / "hub" / "reducer.ready"
+    log = root / "logs" / "hub-reducer.log"
+    state.reducer_pid = _spawn(["hub", "reducer"], log, root / ENV_FILE, ready)
+    return ("hub reducer", state.reducer_pid, ready, log)
+
+
+def start_reducer(state: StackState) -> None:
+    """(Re)start the hub's reducer, as its supervisor would after a crash; returns once it consumes."""
+    waits = [_spawn_reducer(state)]
+    state.save()
+    _wait_ready(waits, READY_TIMEOUT_S)
 
 
 def start_worker(state: StackState, trust_id: str) -> None:

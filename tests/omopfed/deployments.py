@@ -244,6 +244,17 @@ class LocalDeployment(Deployment):
 
         stack_mod.start_worker(self.state, trust_id)
 
+    def kill_reducer(self) -> None:
+        from omop.localservices.processes import stop_pid
+
+        assert self.state.reducer_pid is not None
+        stop_pid(self.state.reducer_pid, signal.SIGKILL)
+
+    def start_reducer(self) -> None:
+        from omopfed import stack as stack_mod
+
+        stack_mod.start_reducer(self.state)
+
     def down(self) -> None:
         from omopfed import stack as stack_mod
 

@@ -1,7 +1,8 @@
-"""Deadlines run by themselves, and a trust that is back after a query's deadline refuses its stale task.
+"""Recovery by itself: deadlines, late trusts, a reducer killed in the middle of an answer.
 
-Before, a query stayed ``pending`` past its deadline until someone opened it, and a trust whose worker
-came back 45 s late ran and audited closed queries as ``released``.
+Before, a query stayed ``pending`` past its deadline until someone opened it, a trust whose worker came
+back 45 s late ran and audited closed queries as ``released``, and a reducer killed mid-answer got that
+answer back only after the visibility timeout, long after the query had ended ``partial``.
 """
 
 from __future__ import annotations
@@ -57,3 +58,29 @@ def test_a_trust_back_after_the_deadline_refuses_the_stale_task(deployment: Depl
     assert "expired" in entries[0]["detail"]
     code, report = deployment.submit_json("--sql", SQL, "--timeout", "60")
     assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
+
+
+def test_a_reducer_killed_mid_answer_handles_it_when_it_is_back(deployment: Deployment) -> None:
+    import threading
+
+    import redis
+
+    hub = redis.Redis.from_url(deployment.hub_redis_url)
+    deployment.kill_reducer()
+    done: list[tuple[int, dict[str, object]]] = []
+    thread = threading.Thread(
+        target=lambda: done.append(deployment.submit_json("--sql", SQL, "--timeout", "60"))
+    )
+    thread.start()
+    eventually(
+        lambda: hub.llen("hub.results.t1") == 1 and hub.llen("hub.results.t2") == 1,
+        timeout=30,
+        what="both answers waiting for the reducer",
+    )
+    # what a reducer killed while handling t1's answer leaves behind
+    assert hub.lmove("hub.results.t1", "hub.processing.t1", "LEFT", "RIGHT") is not None
+    deployment.start_reducer()
+    thread.join(timeout=90)
+    code, report = done[0]
+    assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}  # type: ignore[union-attr]
+    assert hub.llen("hub.processing.t1") == 0 and hub.llen("hub.results.t1") == 0
