@@ -360,6 +360,9 @@ def _omop_init(
     return service
 
 
+WORKER_STOP_GRACE = "90s"
+
+
 def _trust_worker(trust_id: str, image: str, build_context: str | None) -> dict[str, Any]:
     service = _omopfed_service(image, build_context)
     service.update(
@@ -389,6 +392,9 @@ def _trust_worker(trust_id: str, image: str, build_context: str | None) -> dict[
             },
             "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE], "60s"),
             "restart": "unless-stopped",
+            # SIGTERM lets the worker finish its task; the grace period outlasts the longest statement the
+            # policy allows by default (30 s), so a restart during a query is not a SIGKILL
+            "stop_grace_period": WORKER_STOP_GRACE,
         }
     )
     return service

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -176,6 +177,10 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
         broker.close()
     if returned:
         log.warning("put back %d task(s) an earlier run of this worker left unfinished", returned)
+    cutoff = datetime.now(UTC) - timedelta(days=runtime.policy.ledger_retention_days)
+    pruned = runtime.ledger.prune(cutoff)
+    if pruned:
+        log.info("ledger: forgot %d query id(s) finished before %s", pruned, cutoff.date())
     republisher = start_republisher(settings, runtime.trust_id)
     argv = [
         "worker",

@@ -66,6 +66,12 @@ class TrustPolicy(BaseModel):
         le=1024 * 1024,
         description="Temporary file space (sorts, hashes, materialised steps spilled to disk) per query.",
     )
+    ledger_retention_days: StrictInt = Field(
+        default=30,
+        ge=8,  # longer than a task can live (7 days): a pruned query id can never be replayed
+        le=3650,
+        description="How long the executed-query ledger keeps a finished query (replay defence, re-sends).",
+    )
     max_query_bytes: StrictInt = Field(default=DEFAULT_MAX_BYTES, ge=256, le=1024 * 1024)
     extra_allowed_functions: tuple[StrictStr, ...] = Field(
         default=(), description="Functions added to the allowlist."

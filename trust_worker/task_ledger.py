@@ -104,5 +104,17 @@ class TaskLedger:
         ).fetchall()
         return [(str(q), str(e)) for q, e in rows]
 
+    def prune(self, finished_before: datetime) -> int:
+        """Forget queries finished before ``finished_before``; returns how many.
+
+        Safe for the replay defence as long as the retention outlasts a task's lifetime (the policy
+        enforces it): a replayed task older than that is refused as expired before the ledger is asked.
+        """
+        cursor = self._db.execute(
+            "DELETE FROM executed WHERE finished_at IS NOT NULL AND finished_at < ?",
+            (finished_before.astimezone(UTC).isoformat(),),
+        )
+        return int(cursor.rowcount)
+
     def close(self) -> None:
         self._db.close()

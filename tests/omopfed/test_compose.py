@@ -190,6 +190,16 @@ def test_redis_persists_refuses_eviction_and_loads_the_acl_file(doc: dict[str, A
     assert any(v.endswith(":/data") for v in redis["volumes"])
 
 
+def test_workers_get_longer_to_stop_than_the_longest_default_statement(doc: dict[str, Any]) -> None:
+    from trust_worker.policy_file import TrustPolicy
+
+    workers = {name: svc for name, svc in doc["services"].items() if name.startswith("trust-worker-")}
+    assert workers
+    for name, service in workers.items():
+        grace = service.get("stop_grace_period", "10s")
+        assert grace.endswith("s") and int(grace[:-1]) > TrustPolicy().statement_timeout_s + 30, name
+
+
 def test_no_secret_is_inline(doc: dict[str, Any]) -> None:
     for name, svc in doc["services"].items():
         for key, value in (svc.get("environment") or {}).items():

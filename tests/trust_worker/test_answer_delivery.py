@@ -80,3 +80,27 @@ def test_a_ledger_from_before_re_publishing_gains_the_columns(tmp_path: Path) ->
     _answered(ledger, "q-new", 60)
     assert [q for q, _ in ledger.unpublished(datetime.now(UTC))] == ["q-new"]
     ledger.close()
+
+
+def test_the_ledger_forgets_queries_finished_before_its_retention(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = TaskLedger(path)
+    _answered(ledger, "q-old", 60)
+    ledger.claim("q-running", datetime.now(UTC) + timedelta(seconds=60))  # started, never finished
+    aged = sqlite3.connect(path)
+    aged.execute("UPDATE executed SET finished_at = '2020-01-01T00:00:00+00:00' WHERE query_id = 'q-old'")
+    aged.commit()
+    aged.close()
+    assert ledger.prune(datetime.now(UTC) - timedelta(days=30)) == 1
+    assert ledger.claim("q-old").state == "new"  # forgotten
+    assert ledger.claim("q-running").state == "interrupted"  # never forgotten while unfinished
+    ledger.close()
+
+
+def test_a_retention_shorter_than_a_task_can_live_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from trust_worker.policy_file import TrustPolicy
+
+    with pytest.raises(ValidationError):
+        TrustPolicy(ledger_retention_days=7)
