@@ -233,8 +233,6 @@ class LocalityAnalyser:
             name = pg_name(alias.this) if isinstance(alias, exp.TableAlias) else None
             if not name:
                 raise QueryRejected("unsupported_syntax", "every WITH query needs a name")
-            if cte.args.get("materialized") is not None:
-                pass  # MATERIALIZED / NOT MATERIALIZED changes the plan, not the rows
             relation = self.query(cte.this, None, visible)
             visible[name] = _renamed(relation, alias)
         return visible
