@@ -17,7 +17,11 @@ learn *how* it failed. The server's message text is never kept anywhere, since i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +163,21 @@ def temp_file_control(conn: psycopg.Connection[Any]) -> TempFileControl:
     return TempFileControl(settable=bool(row[0]), role_limit_kb=None if kb < 0 else kb)
 
 
+#: How long after the statement timeout the worker gives up on a database that stopped answering.
+ABANDON_GRACE_S = 5.0
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+def _shut_down_socket(conn: psycopg.Connection[Any]) -> None:
+    """Make a connection blocked on a silent server fail now (shutting the socket down wakes the wait)."""
+    with contextlib.suppress(Exception):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
 class ReaderExecutor:
     """Holds one connection as the reader role and runs statements on it, reconnecting when it breaks.
 
@@ -174,7 +193,8 @@ class ReaderExecutor:
 
     def connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self.reader_url, autocommit=True)
+            # keepalives: a database host that vanished from the network is noticed within about a minute
+            self._conn = connect(self.reader_url, autocommit=True, **KEEPALIVES)
             self._temp = None
         return self._conn
 
@@ -195,14 +215,43 @@ class ReaderExecutor:
         """Run ``statement`` in its own READ ONLY transaction under ``limits``; return its single row.
 
         A connection that turns out to be dead (database restarted since the last task) is replaced and
-        the statement tried once more; a second failure is reported.
+        the statement tried once more; a second failure is reported. A database that stops answering
+        altogether (a frozen server enforces no statement timeout) is abandoned after the statement
+        timeout plus ``ABANDON_GRACE_S``, and not tried again for this statement.
         """
+        try:
+            return self._guarded(statement, limits)
+        except ExecutionFailed as exc:
+            if not exc.connection_lost or exc.cause == "database_unresponsive":
+                raise
+        return self._guarded(statement, limits)
+
+    def _guarded(self, statement: str, limits: Limits) -> tuple[Any, ...]:
+        """``_fetch_one`` with a client-side deadline: the server's own timeout needs a live server."""
+        abandoned = threading.Event()
+
+        def abandon() -> None:
+            abandoned.set()
+            if self._conn is not None:
+                _shut_down_socket(self._conn)
+
+        timer = threading.Timer(limits.statement_timeout_s + ABANDON_GRACE_S, abandon)
+        timer.daemon = True
+        timer.start()
         try:
             return self._fetch_one(statement, limits)
         except ExecutionFailed as exc:
-            if not exc.connection_lost:
-                raise
-        return self._fetch_one(statement, limits)
+            if abandoned.is_set():
+                self.close()
+                raise ExecutionFailed(
+                    "database_unresponsive",
+                    f"the database did not answer within the statement timeout + {ABANDON_GRACE_S:g} s; "
+                    "the connection was abandoned",
+                    connection_lost=True,
+                ) from exc
+            raise
+        finally:
+            timer.cancel()
 
     def _settings(self, limits: Limits) -> dict[str, str]:
         """The settings for one transaction; ``temp_file_limit`` only where the role may set it."""
