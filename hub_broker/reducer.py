@@ -39,6 +39,8 @@ log = logging.getLogger("omopfed.hub")
 SOCKET_TIMEOUT_S = 10.0
 #: How often the loop re-reads the registered trusts (new or removed trusts, replaced keys).
 REGISTRY_EVERY_S = 1.0
+#: How often a consuming reducer refreshes its ready file (``omop.transport.FRESH_READY_S`` checks it).
+ALIVE_EVERY_S = 1.0
 #: A refusal with the same trust and reason is logged again only after this many seconds.
 LOG_EVERY_S = 60.0
 #: How often the loop finalises queries whose deadline has passed, busy or not.
@@ -208,6 +210,7 @@ def run_reducer(
     backoff = 0.5
     deadlines_at = 0.0
     registry_at = 0.0
+    alive_at = 0.0
     while not stopping["now"] and not (stop is not None and stop()):
         if time.monotonic() >= deadlines_at:
             deadlines_at = time.monotonic() + DEADLINES_EVERY_S
@@ -225,8 +228,12 @@ def run_reducer(
             backoff = 0.5
             if not ready:
                 ready = True
-                _touch(settings.ready_file)
                 log.info("reducer consuming %d results key(s)", len(reducer.registry))
+            if time.monotonic() >= alive_at:
+                # health that means consuming: refreshed only after a round trip to the broker worked,
+                # so a reducer that cannot read goes stale (and unhealthy) within seconds
+                alive_at = time.monotonic() + ALIVE_EVERY_S
+                _touch(settings.ready_file)
         except redis.RedisError as exc:
             log.warning("broker unavailable (%s); retrying in %.1f s", str(exc).splitlines()[0], backoff)
             time.sleep(backoff)

@@ -284,11 +284,20 @@ def _hub_reducer(ids: Sequence[str], image: str, build_context: str | None) -> d
             "secrets": _hub_secrets(ids),
             "networks": ["hub", "hub-store"],
             "depends_on": _healthy("redis", "hub-db"),
-            "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE]),
+            # healthy only while it consumes: the reducer refreshes the file after every working round trip
+            "healthcheck": _healthcheck(["CMD", "python", "-c", _fresh_file_check(READY_FILE, 15)]),
             "restart": "unless-stopped",
         }
     )
     return service
+
+
+def _fresh_file_check(path: str, seconds: int) -> str:
+    """A healthcheck body: the file exists and was refreshed within ``seconds`` (no omopfed start-up)."""
+    return (
+        f"import os, sys, time; p = {path!r}; "
+        f"sys.exit(0 if os.path.exists(p) and time.time() - os.path.getmtime(p) < {seconds} else 1)"
+    )
 
 
 def _hub_cli(ids: Sequence[str], image: str, build_context: str | None) -> dict[str, Any]:

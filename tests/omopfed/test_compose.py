@@ -190,6 +190,29 @@ def test_redis_persists_refuses_eviction_and_loads_the_acl_file(doc: dict[str, A
     assert any(v.endswith(":/data") for v in redis["volumes"])
 
 
+def test_reducer_health_means_a_recently_refreshed_ready_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    doc = spec.compose_config(trust_ids(1))
+    test = doc["services"]["hub-reducer"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    ready = tmp_path / "ready"
+    body = test[3].replace(repr(spec.READY_FILE), repr(str(ready)))
+
+    def healthy() -> bool:
+        return subprocess.run([sys.executable, "-c", body], check=False).returncode == 0
+
+    assert not healthy()  # never written
+    ready.write_text("ready\n")
+    assert healthy()
+    stale = time.time() - 60
+    os.utime(ready, (stale, stale))
+    assert not healthy()  # written once, long ago: a reducer that stopped consuming
+
+
 def test_workers_get_longer_to_stop_than_the_longest_default_statement(doc: dict[str, Any]) -> None:
     from trust_worker.policy_file import TrustPolicy
 

@@ -84,3 +84,11 @@ def test_a_reducer_killed_mid_answer_handles_it_when_it_is_back(deployment: Depl
     code, report = done[0]
     assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}  # type: ignore[union-attr]
     assert hub.llen("hub.processing.t1") == 0 and hub.llen("hub.results.t1") == 0
+
+
+def test_the_reducer_proves_it_consumes_by_refreshing_its_ready_file(deployment: Deployment) -> None:
+    from pathlib import Path
+
+    ready = Path(deployment.hub_env_file).parent / "hub" / "reducer.ready"
+    first = ready.stat().st_mtime
+    eventually(lambda: ready.stat().st_mtime > first, timeout=10, what="the ready file refreshed")
