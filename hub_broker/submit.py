@@ -14,6 +14,7 @@ from typing import Any
 
 from hub_broker.celery_app import hub_app
 from hub_broker.finalize import finalize_if_due
+from hub_broker.queues import check_broker_room
 from hub_broker.settings import HubSettings
 from hub_broker.store import PENDING, HubStore, Query, utcnow
 from omop.crypto import sign_task
@@ -117,6 +118,7 @@ def submit(
             conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
         except Exception as exc:
             raise OmopFedError(f"cannot reach the broker: {_one_line(exc)}") from exc
+        check_broker_room(conn.default_channel.client, len(tasks), len(sql.encode()))
         store.create_query(
             query_id=query_id,
             project_id=project_id,

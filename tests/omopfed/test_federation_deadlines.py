@@ -92,3 +92,29 @@ def test_the_reducer_proves_it_consumes_by_refreshing_its_ready_file(deployment:
     ready = Path(deployment.hub_env_file).parent / "hub" / "reducer.ready"
     first = ready.stat().st_mtime
     eventually(lambda: ready.stat().st_mtime > first, timeout=10, what="the ready file refreshed")
+
+
+def test_a_full_broker_refuses_a_submission_before_recording_it(deployment: Deployment) -> None:
+    import redis
+
+    hub = redis.Redis.from_url(deployment.hub_redis_url)
+    store = deployment.hub_store()
+    before = len(store.recent(limit=1000))
+    chunk = b"x" * (4 * 2**20)
+    filled = 0
+    try:
+        while True:  # fill the broker to its limit with the hub's own user (noeviction: it then refuses)
+            try:
+                hub.set(f"test-filler-{filled}", chunk)
+            except redis.exceptions.OutOfMemoryError:
+                break
+            filled += 1
+        proc = deployment.submit("--sql", SQL, "--timeout", "10")
+        assert proc.returncode == 1, proc.stderr
+        assert "broker is full" in proc.stderr and "Traceback" not in proc.stderr
+        assert len(store.recent(limit=1000)) == before  # nothing recorded
+    finally:
+        for i in range(filled):
+            hub.delete(f"test-filler-{i}")
+    code, report = deployment.submit_json("--sql", SQL, "--timeout", "60")
+    assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
