@@ -8,6 +8,7 @@ removes what it created. The state lives in ``DIR/stack.json`` (0600: it holds d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -25,7 +26,7 @@ from omop.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
 from omop.errors import OmopFedError, UsageError
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
-from omop.localservices.processes import pid_alive, stop_pid
+from omop.localservices.processes import pid_alive, process_tree, stop_pid
 from omop.synthetic import check_persons
 from omopfed.trust_ids import trust_ids
 
@@ -342,8 +343,88 @@ def _load_data(db_url: str, index: int, count: int, persons: int, eunomia: bool)
         seed(db_url, persons=persons, seed=index + 1)
 
 
+#: ``stack stop --signal`` names: TERM and INT stop gracefully, KILL at once, STOP freezes (``start`` thaws).
+SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "KILL": signal.SIGKILL, "STOP": signal.SIGSTOP}
+
+
+def services(state: StackState) -> list[str]:
+    """What ``stack stop`` / ``stack start`` can act on."""
+    names = ["broker", "reducer"]
+    for trust_id in state.trusts:
+        names += [f"worker-{trust_id}", f"db-{trust_id}"]
+    return names
+
+
+def _service_pid(state: StackState, service: str) -> int | None:
+    if service == "broker":
+        return int(state.valkey["pid"]) if state.valkey else None
+    if service == "reducer":
+        return state.reducer_pid
+    kind, _, trust_id = service.partition("-")
+    node = state.trusts.get(trust_id)
+    if node is None or kind not in ("worker", "db"):
+        raise UsageError(f"no service {service!r} in this stack (services: {', '.join(services(state))})")
+    return node.worker_pid if kind == "worker" else int(node.postgres["pid"])
+
+
+def stop_service(state: StackState, service: str, signal_name: str = "TERM") -> None:
+    """Send one of ``SIGNALS`` to a service of the stack (the whole process group for a database)."""
+    sig = SIGNALS.get(signal_name.upper().removeprefix("SIG"))
+    if sig is None:
+        raise UsageError(f"--signal must be one of {', '.join(SIGNALS)}, not {signal_name!r}")
+    pid = _service_pid(state, service)
+    if pid is None or not pid_alive(pid):
+        raise UsageError(f"{service} is not running")
+    if sig is signal.SIGSTOP:
+        _signal_all(state, service, pid, sig)
+        return
+    _signal_all(state, service, pid, signal.SIGCONT)
+    if service.startswith("db-"):
+        stop_pid(pid, signal.SIGINT if sig is signal.SIGTERM else sig, timeout=20)
+    else:
+        stop_pid(pid, sig, timeout=20)
+
+
+def _signal_all(state: StackState, service: str, pid: int, sig: int) -> None:
+    """Signal a service's process, and for a database every backend too (each has a session of its own)."""
+    for target in process_tree(pid) if service.startswith("db-") else [pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+
+
+def start_service(state: StackState, service: str) -> None:
+    """Thaw a frozen service, or start a stopped one again (same port, data and settings)."""
+    pid = _service_pid(state, service)
+    if pid is not None and pid_alive(pid):
+        _signal_all(state, service, pid, signal.SIGCONT)
+        return
+    if service == "broker":
+        assert state.valkey is not None
+        from hub_broker.redis_acl import HUB_USER, password_file
+
+        hub_pw = password_file(Path(state.dir) / "redis" / "acl", HUB_USER).read_text().strip()
+        server = EmbeddedValkey.from_dict(state.valkey)
+        server.restart(ping_url=f"redis://{HUB_USER}:{hub_pw}@127.0.0.1:{{port}}/0")
+        state.valkey = server.to_dict()
+    elif service == "reducer":
+        start_reducer(state)
+    elif service.startswith("worker-"):
+        start_worker(state, service.removeprefix("worker-"))
+    else:
+        node = state.trusts[service.removeprefix("db-")]
+        pg = node.pg()
+        pg.restart()
+        node.postgres = pg.to_dict()
+    state.save()
+
+
 def down(state: StackState, progress: Progress = lambda _m: None) -> None:
     """Stop every process of the stack (workers first, so nothing is mid-task when its database stops)."""
+    for service in services(state):  # a frozen process must be able to act on the stop signal
+        pid = _service_pid(state, service)
+        if pid and pid_alive(pid):
+            with contextlib.suppress(PermissionError):
+                _signal_all(state, service, pid, signal.SIGCONT)
     for node in state.trusts.values():
         if node.worker_pid:
             stop_pid(node.worker_pid, signal.SIGTERM, timeout=15)

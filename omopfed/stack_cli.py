@@ -1,4 +1,4 @@
-"""``omopfed stack up|info|down`` and ``omopfed demo``."""
+"""``omopfed stack up|info|stop|start|down`` and ``omopfed demo``."""
 
 from __future__ import annotations
 
@@ -55,6 +55,31 @@ def info_cmd(
         print(json.dumps(info, sort_keys=True))
         return
     err.print_json(json.dumps(info))
+
+
+@stack_app.command("stop")
+def stop_cmd(
+    directory: Path = typer.Option(..., "--dir"),
+    service: str = typer.Option(..., "--service", help="broker, reducer, worker-<id> or db-<id>."),
+    signal_name: str = typer.Option(
+        "TERM", "--signal", help="TERM (graceful), KILL (at once) or STOP (freeze; start thaws it)."
+    ),
+) -> None:
+    """Stop (or freeze) one service of a running stack: for operators and fault drills."""
+    state = stack_mod.StackState.load(directory.resolve())
+    stack_mod.stop_service(state, service, signal_name)
+    err.print(f"{service}: {signal_name.upper()} sent")
+
+
+@stack_app.command("start")
+def start_cmd(
+    directory: Path = typer.Option(..., "--dir"),
+    service: str = typer.Option(..., "--service", help="broker, reducer, worker-<id> or db-<id>."),
+) -> None:
+    """Start a stopped service again (same port and data), or thaw a frozen one; returns when it is up."""
+    state = stack_mod.StackState.load(directory.resolve())
+    stack_mod.start_service(state, service)
+    err.print(f"{service}: running")
 
 
 @stack_app.command("down")

@@ -89,6 +89,12 @@ class EmbeddedPostgres:
         if remove:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
+    def restart(self, detach: bool = True, timeout: float = 60.0) -> None:
+        """Start the stopped cluster again on the same port and data; ``pid`` is the new postmaster's."""
+        proc = _launch(Path(self.base_dir), self.port, detach)
+        self.pid = proc.pid
+        wait_until(lambda: _accepts(self, proc), timeout, "embedded PostgreSQL (restart)")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -156,33 +162,7 @@ def start_postgres(
     last_error = "no attempt made"
     for _attempt in range(5):
         port = free_port()
-        with log.open("ab") as log_fh:
-            proc = subprocess.Popen(
-                [
-                    str(bin_dir / "postgres"),
-                    "-D",
-                    str(pgdata),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-k",
-                    str(sockdir),
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "max_connections=200",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                user=user,
-                start_new_session=detach,
-            )
+        proc = _launch(base_dir, port, detach)
         server = EmbeddedPostgres(base_dir=str(base_dir), port=port, pid=proc.pid, password=password)
         try:
             wait_until(lambda s=server, p=proc: _accepts(s, p), timeout, "embedded PostgreSQL")  # type: ignore[misc]
@@ -195,6 +175,38 @@ def start_postgres(
                 break
     shutil.rmtree(base_dir, ignore_errors=True)
     raise LocalServiceError(f"embedded PostgreSQL did not start: {last_error}")
+
+
+def _launch(base_dir: Path, port: int, detach: bool) -> subprocess.Popen[bytes]:
+    """Start the postmaster of the cluster in ``base_dir`` on ``port`` (its layout: see start_postgres)."""
+    pgdata, sockdir, log = base_dir / "pgdata", base_dir / "sock", base_dir / "postgres.log"
+    with log.open("ab") as log_fh:
+        return subprocess.Popen(
+            [
+                str(_bin_dir() / "postgres"),
+                "-D",
+                str(pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(sockdir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            user=_run_as(),
+            start_new_session=detach,
+        )
 
 
 def _accepts(server: EmbeddedPostgres, proc: subprocess.Popen[bytes]) -> bool:

@@ -54,6 +54,28 @@ class EmbeddedValkey:
         if remove:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
+    def restart(self, ping_url: str | None = None, detach: bool = True, timeout: float = 30.0) -> None:
+        """Start the stopped server again with its configuration (same port, data and ACL file)."""
+        import redis
+
+        proc = subprocess.Popen(
+            [str(_binary()), str(Path(self.base_dir) / "valkey.conf")],
+            cwd=self.base_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
+        self.pid = proc.pid
+        url = ping_url.replace("{port}", str(self.port)) if ping_url else self.url()
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise LocalServiceError("valkey-server exited during restart")
+            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+
+        wait_until(answers, timeout, "embedded Valkey (restart)")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
