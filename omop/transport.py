@@ -27,6 +27,8 @@ from redis.exceptions import LockNotOwnedError, WatchError
 from redis.lock import Lock
 
 TASK_NAME = "omopfed.cohort_task"
+#: A worker's heartbeat to itself, through its own queue (``trust_worker.liveness``).
+HEARTBEAT_TASK_NAME = "omopfed.heartbeat"
 BINDING_PREFIX = "_kombu.binding."
 RESULTS_PREFIX = "hub.results."
 #: Largest answer the reducer reads: a sealed answer is a few KiB; anything far larger is refused unread.

@@ -399,7 +399,9 @@ def _trust_worker(trust_id: str, image: str, build_context: str | None) -> dict[
                 init_service(trust_id): {"condition": "service_completed_successfully"},
                 **_healthy("redis"),
             },
-            "healthcheck": _healthcheck(["CMD", "test", "-f", READY_FILE], "60s"),
+            # healthy while it consumes: heartbeats through its own queue refresh the file every 5 s when
+            # idle, and every task refreshes it at start and end (a long query delays the heartbeat)
+            "healthcheck": _healthcheck(["CMD", "python", "-c", _fresh_file_check(READY_FILE, 150)], "60s"),
             "restart": "unless-stopped",
             # SIGTERM lets the worker finish its task; the grace period outlasts the longest statement the
             # policy allows by default (30 s), so a restart during a query is not a SIGKILL

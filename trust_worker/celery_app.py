@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +24,7 @@ from omop.errors import OmopFedError, UsageError
 from omop.keys import load_pinned_hub, load_trust_private
 from omop.protocol import check_trust_id
 from omop.transport import (
+    HEARTBEAT_TASK_NAME,
     ISOLATED_WORKER_ARGS,
     TASK_NAME,
     base_config,
@@ -33,6 +37,7 @@ from omop.transport import (
 from trust_worker.audit_log import AuditLog
 from trust_worker.database_setup import reader_role_problems
 from trust_worker.executor import ReaderExecutor
+from trust_worker.liveness import HEARTBEAT_EVERY_S, Liveness
 from trust_worker.policy_file import TrustPolicy, load_policy
 from trust_worker.settings import TrustSettings
 from trust_worker.task_handler import TrustRuntime, republish_pending
@@ -78,7 +83,7 @@ def build_runtime(settings: TrustSettings) -> TrustRuntime:
     )
 
 
-def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
+def build_app(settings: TrustSettings, runtime: TrustRuntime, liveness: Liveness | None = None) -> Celery:
     trust_id = runtime.trust_id
     app = Celery(f"omopfed-trust-{trust_id}", set_as_current=False)
     visibility = runtime.policy.statement_timeout_s + VISIBILITY_MARGIN_S
@@ -96,7 +101,18 @@ def build_app(settings: TrustSettings, runtime: TrustRuntime) -> Celery:
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def cohort_task(wire: Any) -> str:
-        return runtime.handle(wire, publish)
+        if liveness is None:
+            return runtime.handle(wire, publish)
+        liveness.task_started()
+        try:
+            return runtime.handle(wire, publish)
+        finally:
+            liveness.task_finished(time.monotonic())
+
+    @app.task(name=HEARTBEAT_TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def heartbeat(_sent_at: float) -> None:
+        if liveness is not None:
+            liveness.consumed()
 
     touch_when_ready(settings.ready_file)
 
@@ -162,10 +178,40 @@ def start_republisher(settings: TrustSettings, trust_id: str) -> threading.Event
     return stop
 
 
+def start_heartbeat(app: Celery, trust_id: str, liveness: Liveness) -> threading.Event:
+    """Send heartbeats through the worker's own queue; start afresh when they stop coming back."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(HEARTBEAT_EVERY_S):
+            now = time.monotonic()
+            if liveness.stuck(now):
+                log.error("the worker stopped consuming its queue although it runs: starting afresh")
+                _start_afresh()
+            if liveness.waiting():
+                continue
+            try:
+                app.send_task(
+                    HEARTBEAT_TASK_NAME, args=[time.time()], queue=trust_queue(trust_id), declare=[]
+                )
+                liveness.sent(now)
+            except Exception as exc:  # the broker is away: kombu reconnects the consumer itself
+                log.warning("heartbeat not sent: %s", str(exc).splitlines()[0])
+
+    threading.Thread(target=loop, name="omopfed-heartbeat", daemon=True).start()
+    return stop
+
+
+def _start_afresh() -> None:
+    """Replace this process with a new run of the same command (same PID, so supervisors notice nothing)."""
+    os.execv(sys.executable, [sys.executable, "-m", "omopfed.cli", *sys.argv[1:]])  # noqa: S606 - our argv
+
+
 def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     """Start-up checks, then consume ``trust.<id>`` until stopped (SIGTERM: finish the task, then exit)."""
     runtime = build_runtime(settings)
-    app = build_app(settings, runtime)
+    liveness = Liveness(settings.ready_file)
+    app = build_app(settings, runtime, liveness)
     logging.getLogger("omopfed").setLevel(loglevel)
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=30, socket_connect_timeout=30)
     try:
@@ -182,6 +228,7 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     if pruned:
         log.info("ledger: forgot %d query id(s) finished before %s", pruned, cutoff.date())
     republisher = start_republisher(settings, runtime.trust_id)
+    heartbeat = start_heartbeat(app, runtime.trust_id, liveness)
     argv = [
         "worker",
         "-Q",
@@ -199,6 +246,7 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     try:
         app.worker_main(argv)
     finally:
+        heartbeat.set()
         republisher.set()
         runtime.executor.close()
         runtime.ledger.close()

@@ -17,8 +17,16 @@ import redis
 from celery import Celery
 from celery.exceptions import Reject
 
-from omop.transport import ISOLATED_WORKER_ARGS, TASK_NAME, base_config, trust_queue, trust_queue_name
-from trust_worker.celery_app import return_inflight_tasks
+from omop.transport import (
+    HEARTBEAT_TASK_NAME,
+    ISOLATED_WORKER_ARGS,
+    TASK_NAME,
+    base_config,
+    trust_queue,
+    trust_queue_name,
+)
+from trust_worker.celery_app import return_inflight_tasks, start_heartbeat
+from trust_worker.liveness import Liveness
 
 
 def main(broker_url: str, trust_id: str, markers: Path) -> None:
@@ -37,9 +45,16 @@ def main(broker_url: str, trust_id: str, markers: Path) -> None:
             time.sleep(60)  # killed before this ends
         return "done"
 
+    liveness = Liveness(markers / "ready")
+
+    @app.task(name=HEARTBEAT_TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def heartbeat(_sent_at: float) -> None:
+        liveness.consumed()
+
     client = redis.Redis.from_url(broker_url)
     return_inflight_tasks(client, trust_id)
     client.close()
+    start_heartbeat(app, trust_id, liveness)
     app.worker_main(
         [
             "worker",

@@ -89,6 +89,7 @@ def test_every_command_a_worker_sends_is_granted_by_its_acl(
         worker.wait(timeout=10)
         worker = _worker(url, markers)  # the restart puts the slow task back and runs it
         eventually(lambda: (markers / "3").exists(), timeout=60, what="the last task run after the restart")
+        eventually(lambda: (markers / "ready").exists(), timeout=30, what="a heartbeat through its own queue")
         eventually(lambda: admin.hlen("unacked.trust.t1") == 0, timeout=30, what="everything acked")
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)

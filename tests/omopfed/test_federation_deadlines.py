@@ -118,3 +118,11 @@ def test_a_full_broker_refuses_a_submission_before_recording_it(deployment: Depl
             hub.delete(f"test-filler-{i}")
     code, report = deployment.submit_json("--sql", SQL, "--timeout", "60")
     assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
+
+
+def test_a_worker_proves_it_consumes_with_heartbeats_through_its_queue(deployment: Deployment) -> None:
+    from pathlib import Path
+
+    ready = Path(deployment.state.dir) / "trusts" / "t1" / "worker.ready"  # type: ignore[attr-defined]
+    first = ready.stat().st_mtime
+    eventually(lambda: ready.stat().st_mtime > first, timeout=15, what="a heartbeat consumed")
