@@ -66,18 +66,18 @@ def _recovered_after(deployment: Deployment, fault_ended: float) -> float:
     return time.monotonic() - fault_ended
 
 
-@pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
-def test_broker_restart_during_a_stream(deployment: Deployment, signal_name: str) -> None:
+@pytest.mark.parametrize(("signal_name", "down_s"), [("TERM", 3), ("KILL", 3), ("TERM", 20), ("KILL", 20)])
+def test_broker_restart_during_a_stream(deployment: Deployment, signal_name: str, down_s: int) -> None:
     ids = _send_stream(deployment)
     if signal_name == "KILL":
         time.sleep(1.5)  # the broker's AOF is written once a second: what it acknowledged is on disk
     _stack(deployment, "stop", "--service", "broker", "--signal", signal_name)
-    time.sleep(3)
+    time.sleep(down_s)
     _stack(deployment, "start", "--service", "broker")
     ended = time.monotonic()
     counts = _all_counted(deployment, ids)
     recovery = _recovered_after(deployment, ended)
-    print(f"broker {signal_name} 3 s: {counts}, consuming again {recovery:.1f} s after the restart")
+    print(f"broker {signal_name} {down_s} s: {counts}, consuming again {recovery:.1f} s after the restart")
     assert counts["lost"] == 0
 
 
