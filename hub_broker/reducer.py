@@ -25,13 +25,23 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from hub_broker.celery_app import hub_app
 from hub_broker.finalize import finalize_due, finalize_if_due
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
 from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import ProtocolError, ResultEnvelope
-from omop.transport import MAX_RESULT_BYTES, processing_key, results_key
+from omop.transport import (
+    MAX_RESULT_BYTES,
+    TASK_NAME,
+    processing_key,
+    results_key,
+    task_message_id,
+    trust_queue,
+    trust_queue_name,
+    unacked_keys,
+)
 
 log = logging.getLogger("omopfed.hub")
 
@@ -39,8 +49,10 @@ log = logging.getLogger("omopfed.hub")
 SOCKET_TIMEOUT_S = 10.0
 #: How often the loop re-reads the registered trusts (new or removed trusts, replaced keys).
 REGISTRY_EVERY_S = 1.0
-#: How often a consuming reducer refreshes its ready file (``omop.transport.FRESH_READY_S`` checks it).
+#: How often a consuming reducer refreshes its ready file (the compose healthcheck reads its age).
 ALIVE_EVERY_S = 1.0
+#: How often the reducer looks for tasks the broker holds nowhere (``LostTasks``).
+LOST_TASKS_EVERY_S = 5.0
 #: A refusal with the same trust and reason is logged again only after this many seconds.
 LOG_EVERY_S = 60.0
 #: How often the loop finalises queries whose deadline has passed, busy or not.
@@ -182,6 +194,65 @@ class ResultsReader:
         )
 
 
+@dataclass
+class LostTasks:
+    """Finds signed tasks the broker holds nowhere although their trust has not answered, and re-sends them.
+
+    A task is somewhere while its trust has not answered: waiting in ``trust.<id>``, in flight in the
+    trust's unacked records, or answered on ``hub.results.<id>`` / ``hub.processing.<id>``. kombu takes a
+    task off the queue (BRPOP) and records it as in flight a moment later; a worker killed in between loses
+    it, and an answer acknowledged by a broker that then crashed is lost too. A task missing on two checks
+    in a row is published again (the same signed task, at most ``max_resends`` times); the trust's ledger
+    runs it at most once, and re-sends its stored answer if it already had one.
+    """
+
+    client: Any
+    publish: Callable[[str, str, dict[str, Any]], None]
+    max_resends: int = 3
+    backlog_limit: int = 1000
+    _suspects: set[tuple[str, str]] = field(default_factory=set)
+
+    def check(self, store: HubStore) -> int:
+        """One round; returns how many tasks were re-sent."""
+        by_trust: dict[str, list[Any]] = {}
+        for task in store.unanswered_tasks():
+            by_trust.setdefault(task.trust_id, []).append(task)
+        missing: set[tuple[str, str]] = set()
+        for trust_id, tasks in by_trust.items():
+            seen = self._where_things_are(trust_id)
+            if seen is None:
+                continue  # a long backlog: its tasks are waiting there
+            for task in tasks:
+                marker = task_message_id(task.query_id, trust_id).encode()
+                if marker not in seen and task.query_id.encode() not in seen:
+                    missing.add((task.query_id, trust_id))
+        resent = 0
+        for query_id, trust_id in missing & self._suspects:
+            task = next(t for t in by_trust[trust_id] if t.query_id == query_id)
+            if task.resent >= self.max_resends:
+                continue
+            log.warning("task of query %s for trust %s is nowhere: publishing it again", query_id, trust_id)
+            self.publish(query_id, trust_id, task.wire)
+            store.count_resend(query_id, trust_id)
+            resent += 1
+        self._suspects = missing
+        return resent
+
+    def _where_things_are(self, trust_id: str) -> bytes | None:
+        queue = trust_queue_name(trust_id)
+        if self.client.llen(queue) > self.backlog_limit:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lrange(queue, 0, -1)
+        pipe.hvals(unacked_keys(queue)["unacked_key"])
+        pipe.lrange(results_key(trust_id), 0, -1)
+        pipe.lrange(processing_key(trust_id), 0, -1)
+        parts: list[bytes] = []
+        for found in pipe.execute():
+            parts.extend(bytes(item) for item in found)
+        return b"\n".join(parts)
+
+
 def run_reducer(
     settings: HubSettings, loglevel: str = "INFO", stop: Callable[[], bool] | None = None
 ) -> None:
@@ -211,6 +282,15 @@ def run_reducer(
     deadlines_at = 0.0
     registry_at = 0.0
     alive_at = 0.0
+    lost_at = time.monotonic() + LOST_TASKS_EVERY_S
+    app = hub_app(settings)
+
+    def republish(query_id: str, trust_id: str, wire: dict[str, Any]) -> None:
+        app.send_task(
+            TASK_NAME, args=[wire], queue=trust_queue(trust_id), task_id=task_message_id(query_id, trust_id)
+        )
+
+    lost_tasks = LostTasks(client, republish)
     while not stopping["now"] and not (stop is not None and stop()):
         if time.monotonic() >= deadlines_at:
             deadlines_at = time.monotonic() + DEADLINES_EVERY_S
@@ -218,6 +298,12 @@ def run_reducer(
                 finalize_due(reducer.store)
             except Exception:  # the store briefly unavailable: the next round tries again
                 log.exception("could not finalise queries past their deadline")
+        if time.monotonic() >= lost_at:
+            lost_at = time.monotonic() + LOST_TASKS_EVERY_S
+            try:
+                lost_tasks.check(reducer.store)
+            except Exception:  # the broker or store briefly unavailable: the next round tries again
+                log.warning("could not look for lost tasks this round", exc_info=True)
         try:
             if not recovered:
                 found = reader.recover()

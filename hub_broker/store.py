@@ -85,6 +85,22 @@ class TrustAnswer(Base):
     query: Mapped[Query] = relationship(back_populates="answers")
 
 
+class SentTask(Base):
+    """The signed task the hub published to one trust, kept so that a task lost in transit can be re-sent.
+
+    (A worker killed between taking a task off its queue and recording it as in flight loses it: the
+    broker then holds it nowhere. The reducer notices and publishes the same signed task again; the
+    trust's ledger makes sure it never runs twice.)
+    """
+
+    __tablename__ = "sent_tasks"
+
+    query_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trust_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wire: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resent: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RefusedMessage(Base):
     __tablename__ = "refused_messages"
 
@@ -148,6 +164,31 @@ class HubStore:
             )
             q.answers = [TrustAnswer(trust_id=t) for t in trusts]
             s.add(q)
+
+    def remember_tasks(self, query_id: str, wires: dict[str, dict[str, Any]]) -> None:
+        with self.session() as s:
+            for trust_id, wire in wires.items():
+                s.merge(SentTask(query_id=query_id, trust_id=trust_id, wire=wire, resent=0))
+
+    def unanswered_tasks(self) -> list[SentTask]:
+        """Signed tasks of pending queries whose trust has not answered yet."""
+        with self.session() as s:
+            rows = s.execute(
+                select(SentTask)
+                .join(
+                    TrustAnswer,
+                    (TrustAnswer.query_id == SentTask.query_id) & (TrustAnswer.trust_id == SentTask.trust_id),
+                )
+                .join(Query, Query.query_id == SentTask.query_id)
+                .where(Query.status == PENDING, TrustAnswer.status == PENDING)
+            )
+            return list(rows.scalars())
+
+    def count_resend(self, query_id: str, trust_id: str) -> None:
+        with self.session() as s:
+            task = s.get(SentTask, (query_id, trust_id))
+            if task is not None:
+                task.resent += 1
 
     def get(self, query_id: str) -> Query | None:
         with self.session() as s:

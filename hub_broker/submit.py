@@ -23,7 +23,7 @@ from omop.keys import load_hub_private, load_trust_registry
 from omop.numeric_spec import NumericRequest, precheck_columns
 from omop.protocol import MAX_TASK_LIFETIME, CohortTask, TaskKind, check_trust_id, new_query_id
 from omop.sql_policy import QueryPolicy, QueryRejected, ValidatedQuery, validate
-from omop.transport import TASK_NAME, trust_queue
+from omop.transport import TASK_NAME, task_message_id, trust_queue
 
 DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
 
@@ -129,11 +129,18 @@ def submit(
             kind=kind,
             options=options,
         )
+        store.remember_tasks(
+            query_id, {t: signed.to_wire() for t, signed in zip(targets, tasks, strict=True)}
+        )
         with app.producer_or_acquire() as producer:
             for trust_id, signed in zip(targets, tasks, strict=True):
                 try:
                     app.send_task(
-                        TASK_NAME, args=[signed.to_wire()], queue=trust_queue(trust_id), producer=producer
+                        TASK_NAME,
+                        args=[signed.to_wire()],
+                        queue=trust_queue(trust_id),
+                        producer=producer,
+                        task_id=task_message_id(query_id, trust_id),
                     )
                 except Exception as exc:
                     store.record_answer(

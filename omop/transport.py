@@ -51,6 +51,11 @@ def results_key(trust_id: str) -> str:
     return f"{RESULTS_PREFIX}{trust_id}"
 
 
+def task_message_id(query_id: str, trust_id: str) -> str:
+    """The Celery task id of a query's task to one trust: visible in the queue and in-flight records."""
+    return f"{query_id}.{trust_id}"
+
+
 def processing_key(trust_id: str) -> str:
     """The hub's list of a trust's answers being handled right now (no trust may touch it)."""
     return f"hub.processing.{trust_id}"

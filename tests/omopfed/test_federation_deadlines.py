@@ -126,3 +126,30 @@ def test_a_worker_proves_it_consumes_with_heartbeats_through_its_queue(deploymen
     ready = Path(deployment.state.dir) / "trusts" / "t1" / "worker.ready"  # type: ignore[attr-defined]
     first = ready.stat().st_mtime
     eventually(lambda: ready.stat().st_mtime > first, timeout=15, what="a heartbeat consumed")
+
+
+def test_a_task_lost_in_transit_is_sent_again_and_answered_once(deployment: Deployment) -> None:
+    import threading
+
+    import redis
+
+    hub = redis.Redis.from_url(deployment.hub_redis_url)
+    deployment.stop_trust_worker("t1")
+    done: list[tuple[int, dict[str, object]]] = []
+
+    def submit() -> None:
+        done.append(deployment.submit_json("--sql", SQL, "--trusts", "t1", "--timeout", "60"))
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    # what a worker killed between taking the task off its queue and recording it in flight leaves:
+    # the task is nowhere in the broker
+    popped = eventually(lambda: hub.rpop("trust.t1"), timeout=30, what="the task on t1's queue")
+    assert b"omopfed.cohort_task" in popped
+    deployment.start_trust_worker("t1")
+    thread.join(timeout=90)
+    code, report = done[0]
+    assert code == 0 and report["trusts"]["t1"]["status"] == "released"  # type: ignore[index]
+    qid = report["query_id"]
+    decisions = [e["decision"] for e in deployment.audit_entries("t1") if e["query_id"] == qid]
+    assert decisions == ["released"]  # ran once
