@@ -222,12 +222,19 @@ class LocalDeployment(Deployment):
         return Path(self.state.trusts[trust_id].dir) / "state"
 
     def stop_trust_database(self, trust_id: str) -> None:
-        self.state.trusts[trust_id].pg().stop(remove=False)
+        self._reload().trusts[trust_id].pg().stop(remove=False)
+
+    def _reload(self) -> Any:
+        """The stack's state as on disk: ``omopfed stack start`` (run by a test) records new PIDs there."""
+        from omopfed import stack as stack_mod
+
+        self.state = stack_mod.StackState.load(Path(self.state.dir))
+        return self.state
 
     def stop_trust_worker(self, trust_id: str) -> None:
         from omop.localservices.processes import stop_pid
 
-        pid = self.state.trusts[trust_id].worker_pid
+        pid = self._reload().trusts[trust_id].worker_pid
         assert pid is not None
         stop_pid(pid, signal.SIGTERM)
 
@@ -235,30 +242,31 @@ class LocalDeployment(Deployment):
         """SIGKILL, wherever the worker is: no chance to ack, reject or clean up."""
         from omop.localservices.processes import stop_pid
 
-        pid = self.state.trusts[trust_id].worker_pid
+        pid = self._reload().trusts[trust_id].worker_pid
         assert pid is not None
         stop_pid(pid, signal.SIGKILL)
 
     def start_trust_worker(self, trust_id: str) -> None:
         from omopfed import stack as stack_mod
 
-        stack_mod.start_worker(self.state, trust_id)
+        stack_mod.start_worker(self._reload(), trust_id)
 
     def kill_reducer(self) -> None:
         from omop.localservices.processes import stop_pid
 
-        assert self.state.reducer_pid is not None
-        stop_pid(self.state.reducer_pid, signal.SIGKILL)
+        pid = self._reload().reducer_pid
+        assert pid is not None
+        stop_pid(pid, signal.SIGKILL)
 
     def start_reducer(self) -> None:
         from omopfed import stack as stack_mod
 
-        stack_mod.start_reducer(self.state)
+        stack_mod.start_reducer(self._reload())
 
     def down(self) -> None:
         from omopfed import stack as stack_mod
 
-        stack_mod.down(self.state)
+        stack_mod.down(self._reload())
 
 
 # -- compose: the generated docker-compose.yml -------------------------------------------------------------
