@@ -68,9 +68,9 @@ def _recovered_after(deployment: Deployment, fault_ended: float) -> float:
 
 @pytest.mark.parametrize(("signal_name", "down_s"), [("TERM", 3), ("KILL", 3), ("TERM", 20), ("KILL", 20)])
 def test_broker_restart_during_a_stream(deployment: Deployment, signal_name: str, down_s: int) -> None:
+    # no pause before a SIGKILL: the broker's AOF is written once a second, so what it took in the last
+    # second can vanish; the hub then finds those tasks (or their answers) nowhere and sends them again
     ids = _send_stream(deployment)
-    if signal_name == "KILL":
-        time.sleep(1.5)  # the broker's AOF is written once a second: what it acknowledged is on disk
     _stack(deployment, "stop", "--service", "broker", "--signal", signal_name)
     time.sleep(down_s)
     _stack(deployment, "start", "--service", "broker")
@@ -112,17 +112,20 @@ def test_reducer_killed_during_a_stream(deployment: Deployment) -> None:
 
 def test_a_frozen_trust_database_costs_a_bounded_wait(deployment: Deployment) -> None:
     _stack(deployment, "stop", "--service", "db-t2", "--signal", "STOP")
+    started = time.monotonic()
     try:
-        started = time.monotonic()
         code, report = deployment.submit_json("--sql", SQL, "--timeout", "90")
         waited = time.monotonic() - started
+        time.sleep(max(0.0, 60 - (time.monotonic() - started)))  # frozen for a minute in all
     finally:
         _stack(deployment, "start", "--service", "db-t2")
     assert report["trusts"]["t1"]["status"] == "released"
     assert report["trusts"]["t2"]["status"] == "error", report  # the generic error, not a hang
     assert code == 3
-    print(f"frozen database: answered after {waited:.1f} s (statement timeout 30 s + 5 s)")
-    _recovered_after(deployment, time.monotonic())
+    recovery = _recovered_after(deployment, time.monotonic())
+    print(
+        f"frozen database 60 s: answered after {waited:.1f} s; consuming again {recovery:.1f} s after thawing"
+    )
 
 
 def test_bad_service_names_and_signals_are_one_line_errors(deployment: Deployment) -> None:
