@@ -188,7 +188,7 @@ def start_heartbeat(app: Celery, trust_id: str, liveness: Liveness) -> threading
             if liveness.stuck(now):
                 log.error("the worker stopped consuming its queue although it runs: starting afresh")
                 _start_afresh()
-            if liveness.waiting():
+            if liveness.waiting(now):
                 continue
             try:
                 app.send_task(

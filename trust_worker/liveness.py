@@ -6,6 +6,11 @@ healthcheck read. While a query runs the heartbeat waits its turn, so a worker i
 a heartbeat still unconsumed ``STUCK_AFTER_S`` after it was sent, with no task running, means the
 consumer stopped consuming although the process lives (a "zombie" after a broker outage). The worker then
 starts itself afresh (the same command line), which reconnects, puts its in-flight tasks back and goes on.
+
+A heartbeat can also be lost while the consumer is fine: a broker at its memory limit accepts the push
+but fails the consumer's bookkeeping write, and the message is gone. So an unconsumed heartbeat is sent
+again every ``RESEND_AFTER_S``; the first one that gets through clears the wait, and only a consumer that
+takes none of them for ``STUCK_AFTER_S`` is restarted.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HEARTBEAT_EVERY_S = 5.0
+RESEND_AFTER_S = 10.0
 STUCK_AFTER_S = 30.0
 
 
@@ -25,13 +31,16 @@ class Liveness:
 
     ready_file: Path | None
     stuck_after_s: float = STUCK_AFTER_S
+    resend_after_s: float = RESEND_AFTER_S
     _pending_since: float | None = None
+    _last_sent: float = 0.0
     _busy: int = 0
     _idle_since: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sent(self, now: float) -> None:
         with self._lock:
+            self._last_sent = now
             if self._pending_since is None:
                 self._pending_since = now
 
@@ -57,10 +66,10 @@ class Liveness:
             self._idle_since = now
         self.touch()
 
-    def waiting(self) -> bool:
-        """A heartbeat is out and not consumed yet: do not send another."""
+    def waiting(self, now: float) -> bool:
+        """A heartbeat is out, not consumed yet and recent: do not send another (an old one may be lost)."""
         with self._lock:
-            return self._pending_since is not None
+            return self._pending_since is not None and now - self._last_sent < self.resend_after_s
 
     def stuck(self, now: float) -> bool:
         """Idle, yet a heartbeat sent long ago (since the last task ended) was never consumed."""
