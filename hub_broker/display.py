@@ -35,13 +35,29 @@ def progress_table(query: Query) -> Table:
     return table
 
 
-def bar_chart(title: str, counts: Mapping[str, int], width: int = 40) -> Group:
+def with_margin(value: float | int, margin: float | None, digits: int = 0) -> str:
+    """``479 ± 7`` for a noisy figure (95 % half-width), ``479`` for an exact one."""
+    text = f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    return text if margin is None else f"{text} ± {margin:.{digits}f}"
+
+
+def bar_chart(
+    title: str,
+    counts: Mapping[str, int],
+    width: int = 40,
+    cells: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Group:
+    """A bar per label; ``cells`` (pooled figures) adds each bar's margin and contributing trusts."""
     lines = [Text(title, style="bold")]
     top = max(counts.values(), default=0)
     label_w = max((len(k) for k in counts), default=0)
     for label, n in counts.items():
         bar = "█" * (round(width * n / top) if top else 0)
-        lines.append(Text(f"  {label:<{label_w}} {bar} {n}"))
+        cell = (cells or {}).get(label) or {}
+        text = with_margin(n, cell.get("margin"))
+        if cell.get("trusts") is not None:
+            text += f"  ({', '.join(cell['trusts'])})"
+        lines.append(Text(f"  {label:<{label_w}} {bar} {text}"))
     if not counts:
         lines.append(Text("  (nothing released)", style="dim"))
     return Group(*lines)
@@ -52,13 +68,17 @@ def render_report(console: Console, report: Mapping[str, Any]) -> None:
     console.print(
         Text.assemble("query ", (report["query_id"], "bold"), ": ", (status, STATUS_STYLE.get(status, "")))
     )
-    table = Table("trust", "status", "persons", "detail")
+    table = Table("trust", "status", "persons", "privacy", "detail")
     for trust_id, entry in report["trusts"].items():
         count = entry.get("person_count")
+        privacy = entry.get("privacy") or {}
+        scale = (privacy.get("scales") or {}).get("person_count")
+        own_margin = scale_margin(scale) if privacy.get("mode") == "dp" and scale else None
         table.add_row(
             trust_id,
             Text(entry["status"], style=STATUS_STYLE.get(entry["status"], "")),
-            "" if count is None else str(count),
+            "" if count is None else with_margin(count, own_margin),
+            _privacy_label(privacy),
             entry.get("detail") or "",
         )
     console.print(table)
@@ -69,17 +89,39 @@ def render_report(console: Console, report: Mapping[str, Any]) -> None:
             "or no trust released figures)"
         )
         return
+    margins = fed.get("margins") or {}
     console.print(
         Text.assemble(
             "federated persons: ",
-            (str(fed["person_count"]), "bold green"),
-            f"  (threshold {report['threshold']})",
+            (with_margin(fed["person_count"], margins.get("person_count")), "bold green"),
+            f"  (threshold {report['threshold']}"
+            + ("; ± is a 95 % interval for the noise" if margins.get("person_count") else "")
+            + ")",
         )
     )
-    console.print(bar_chart("sex", fed.get("sex", {})))
-    console.print(bar_chart("age", fed.get("age", {})))
+    cells = fed.get("cells") or {}
+    console.print(bar_chart("sex (trusts in each cell)", fed.get("sex", {}), cells=cells.get("sex")))
+    console.print(bar_chart("age (trusts in each cell)", fed.get("age", {}), cells=cells.get("age")))
     if "numeric" in fed:
         render_numeric(console, fed["numeric"])
+
+
+def scale_margin(scale: float) -> float:
+    """One trust's 95 % half-width for a figure with Laplace noise of this scale (``scale * ln 20``)."""
+    from omop.differential_privacy import interval_half_width
+
+    return interval_half_width(0.0, float(scale))
+
+
+def _privacy_label(privacy: Mapping[str, Any]) -> str:
+    if privacy.get("mode") == "dp":
+        label = "dp"
+        if privacy.get("epsilon") is not None:
+            label += f" ε {privacy['epsilon']:g}"
+        if privacy.get("budget_left") is not None:
+            label += f", {privacy['budget_left']:g} left"
+        return label
+    return str(privacy.get("mode") or "")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -103,8 +145,8 @@ def render_numeric(console: Console, numeric: Mapping[str, Mapping[str, Any]]) -
         table.add_row(
             name,
             Text(col.get("status", ""), style=STATUS_STYLE.get(col.get("status", ""), "")),
-            "" if col.get("n") is None else str(col["n"]),
-            _fmt(col.get("mean")),
+            "" if col.get("n") is None else with_margin(col["n"], col.get("n_margin")),
+            "" if col.get("mean") is None else with_margin(col["mean"], col.get("mean_margin"), 2),
             _fmt(col.get("sd")),
             _fmt(q.get("q1")),
             _fmt(q.get("median")),

@@ -48,7 +48,12 @@ def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None)
     pooled = pool_released(results, query.threshold)
     numeric = NumericRequest.from_options(query.options or {})
     if numeric is not None:
-        released = [r.get("numeric") for r in results if r.get("status") == "released"]
-        pooled["numeric"] = pool_numeric(released, query.threshold, numeric.histograms)
+        released = [r for r in results if r.get("status") == "released"]
+        pooled["numeric"] = pool_numeric(
+            [r.get("numeric") for r in released],
+            query.threshold,
+            numeric.histograms,
+            [r.get("privacy") for r in released],
+        )
     store.save_pooled(query_id, overall_status(a.status for a in query.answers), pooled)
     return store.get(query_id)

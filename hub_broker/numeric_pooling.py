@@ -18,6 +18,11 @@ Pure functions over the ``TrustResult.numeric`` dicts of the trusts that release
 
 The pooled figures are sums of released figures; the hub still re-checks them: a pooled column with fewer
 than T persons is withheld.
+
+Noisy (dp) trusts release ``n`` and ``mean``/``m2`` derived from noisy, clamped sums, and histogram cells
+that each carry their own noise (so they need not add up to ``n``). They pool the same way; what differs
+is the uncertainty: ``n_margin`` and ``mean_margin`` are 95 % half-widths from the trusts' stated noise
+scales (delta method for the ratio ``sum / n``), ``None`` when every contributing trust was exact.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from omop.differential_privacy import discrete_laplace_variance, laplace_variance
 from omop.disclosure import MIN_THRESHOLD
 from omop.numeric_disclosure import (
     REJECTED,
@@ -139,8 +145,36 @@ def _withheld(status: str, trusts: int, **extra: Any) -> dict[str, Any]:
     return {"status": status, "n": None, "mean": None, "sd": None, "trusts": trusts, **extra}
 
 
+def _mean_noise(
+    name: str, entries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]], moments: Moments
+) -> tuple[float | None, float | None]:
+    """95 % half-widths of the pooled ``n`` and ``mean`` from the dp trusts' noise (None: no noise)."""
+    var_n = 0.0
+    var_mean_numerator = 0.0
+    for _, privacy in entries:
+        if not privacy or privacy.get("mode") != "dp":
+            continue
+        scales = privacy.get("scales") or {}
+        bounds = (privacy.get("bounds") or {}).get(name)
+        scale_n, scale_sum = scales.get(f"numeric.{name}.n"), scales.get(f"numeric.{name}.sum")
+        if not isinstance(scale_n, int | float) or not isinstance(scale_sum, int | float) or not bounds:
+            continue
+        mid = (float(bounds[0]) + float(bounds[1])) / 2
+        v_n = discrete_laplace_variance(float(scale_n))
+        var_n += v_n
+        var_mean_numerator += laplace_variance(float(scale_sum)) + (moments.mean - mid) ** 2 * v_n
+    if var_n <= 0 or moments.n <= 0:
+        return None, None
+    z = 1.959963984540054
+    return round(z * math.sqrt(var_n), 2), z * math.sqrt(var_mean_numerator) / moments.n
+
+
 def pool_column(
-    entries: Sequence[Mapping[str, Any]], threshold: int, histogram: HistogramSpec | None = None
+    entries: Sequence[Mapping[str, Any]],
+    threshold: int,
+    histogram: HistogramSpec | None = None,
+    privacy: Sequence[Mapping[str, Any] | None] | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
     """Pool one column from the per-trust entries (each a ``TrustResult.numeric[column]``).
 
@@ -150,14 +184,18 @@ def pool_column(
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < MIN_THRESHOLD:
         raise ValueError(f"threshold must be an integer >= {MIN_THRESHOLD}, got {threshold!r}")
     released: list[Mapping[str, Any]] = []
+    released_privacy: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
     rejected: list[Mapping[str, Any]] = []
-    for entry in entries:
+    statements = list(privacy) if privacy is not None else [None] * len(entries)
+    for entry, statement in zip(entries, statements, strict=True):
         try:
-            check_released_column(entry, threshold)
+            # a noisy trust's histogram cells carry their own noise and need not add up to its n
+            check_released_column(entry, threshold, histogram_adds_up=False)
         except ValueError:
             continue
         if entry["status"] == RELEASED and _matches_grid(entry, histogram):
             released.append(entry)
+            released_privacy.append((entry, statement))
         elif entry["status"] == REJECTED:
             rejected.append(entry)
     moments = pool_moments([Moments(int(e["n"]), float(e["mean"]), float(e["m2"])) for e in released])
@@ -166,12 +204,15 @@ def pool_column(
             first = rejected[0]
             return _withheld(REJECTED, 0, reason_code=first["reason_code"], detail=first["detail"])
         return _withheld("suppressed", len(released), detail=POOLED_SUPPRESSED_DETAIL)
+    n_margin, mean_margin = _mean_noise(name, released_privacy, moments)
     pooled: dict[str, Any] = {
         "status": RELEASED,
         "n": moments.n,
         "mean": moments.mean,
         "sd": moments.sd,
         "trusts": len(released),
+        "n_margin": n_margin,
+        "mean_margin": mean_margin,
     }
     if histogram is not None:
         partitions = [cells_from_json(e["histogram"])[1] for e in released]
@@ -194,6 +235,7 @@ def pool_numeric(
     per_trust: Sequence[Mapping[str, Any] | None],
     threshold: int,
     histograms: Mapping[str, HistogramSpec] | None = None,
+    privacy: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The federated numeric result: column → pooled figures (the JSON under ``federated.numeric``).
 
@@ -213,11 +255,14 @@ def pool_numeric(
             if name not in columns:
                 columns.append(name)
     grids = histograms or {}
+    statements = list(privacy) if privacy is not None else [None] * len(per_trust)
     return {
         name: pool_column(
             [numeric[name] for numeric in per_trust if numeric and name in numeric],
             threshold,
             grids.get(name),
+            [st for numeric, st in zip(per_trust, statements, strict=True) if numeric and name in numeric],
+            name,
         )
         for name in columns
     }

@@ -21,6 +21,8 @@ def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) 
         if status == "released":
             for key in ("person_count", "row_count", "sex", "age", "columns", "numeric"):
                 entry[key] = result.get(key)
+        if result.get("privacy") is not None:
+            entry["privacy"] = result["privacy"]
     return entry
 
 
@@ -31,6 +33,9 @@ def query_report(query: Query) -> dict[str, Any]:
         "sex": pooled.get("sex", {}),
         "age": pooled.get("age", {}),
         "trusts_released": pooled.get("trusts_released", 0),
+        "margins": pooled.get("margins", {}),
+        "cells": pooled.get("cells", {}),
+        "noisy_trusts": pooled.get("noisy_trusts", []),
     }
     if "numeric" in pooled:
         federated["numeric"] = pooled["numeric"]

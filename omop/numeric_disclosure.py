@@ -23,9 +23,11 @@ The unit is the person, as everywhere else:
   aggregate release of federated statistics, like a count of at least T. The exact minimum and maximum are
   never computed, let alone released; the only bin edges are the hub's grid.
 * Histogram bins follow the cell rule: every released bin count is 0 or >= T. Small bins are **merged with
-  neighbouring bins** (never dropped), so the released cells are contiguous ranges of the grid that
-  partition all ``n`` values. Because they partition the released total, any figure obtained by adding or
-  subtracting released figures is a sum of whole released cells and therefore 0 or >= T as well.
+  neighbouring bins** (never dropped), and so are empty ones (an empty bin next to a full one would tell
+  where the data starts or stops: the minimum and maximum), so the released cells are contiguous ranges
+  of the grid that partition all ``n`` values. Because they partition the released total, any figure
+  obtained by adding or subtracting released figures is a sum of whole released cells and therefore 0 or
+  >= T as well.
 
 Released per-column shapes (the values of ``TrustResult.numeric``)::
 
@@ -121,13 +123,33 @@ def merge_cells(cells: Sequence[Cell], threshold: int) -> list[Cell]:
         work[a : b + 1] = [(work[a][0], work[b][1], merged)]
 
 
-def protect_histogram(counts: Sequence[int], threshold: int) -> list[Cell]:
+def absorb_empty_cells(cells: Sequence[Cell]) -> list[Cell]:
+    """Merge every empty cell into the non-empty cell before it (leading empty cells into the first one).
+
+    Exact figures only: an empty bin next to a full one tells where the data stops, and on a fine grid the
+    first and last non-empty bins would locate the minimum and the maximum. After this every cell holds
+    someone, and each cell but the first starts at a bin holding at least one of its (>= T) persons, so no
+    boundary marks an extreme value. (Noisy dp cells need none of this: every bin carries noise.)
+    """
+    out: list[Cell] = []
+    for first, last, count in cells:
+        if out and (count == 0 or out[-1][2] == 0):
+            prev_first, _, prev_count = out[-1]
+            out[-1] = (prev_first, last, prev_count + count)
+        else:
+            out.append((first, last, count))
+    return out
+
+
+def protect_histogram(counts: Sequence[int], threshold: int, merge_empty: bool = False) -> list[Cell]:
     """Protect per-bin ``counts``: contiguous cells ``(first_bin, last_bin, count)``, each 0 or >= T.
 
     The cells partition all bins and add up to ``sum(counts)``; ``[]`` when that total is 1..T-1 (nothing
-    can be released). See :func:`merge_cells` for how neighbours are chosen.
+    can be released). See :func:`merge_cells` for how neighbours are chosen; ``merge_empty`` (exact mode)
+    also folds empty cells into their neighbours (:func:`absorb_empty_cells`).
     """
-    return merge_cells([(i, i, c) for i, c in enumerate(counts)], threshold)
+    cells = merge_cells([(i, i, c) for i, c in enumerate(counts)], threshold)
+    return absorb_empty_cells(cells) if merge_empty else cells
 
 
 def check_cells(cells: Sequence[Cell], bins: int, threshold: int) -> None:
@@ -215,7 +237,9 @@ def protect_column(
             raise ValueError(f"raw histogram must hold {histogram.bins} non-negative integer counts")
         if sum(counts) != persons:
             raise ValueError("raw histogram counts do not add up to the column's persons")
-        released["histogram"] = cells_to_json(histogram, protect_histogram(counts, threshold))
+        released["histogram"] = cells_to_json(
+            histogram, protect_histogram(counts, threshold, merge_empty=True)
+        )
     return released
 
 
@@ -244,7 +268,7 @@ def protect_numeric(
 # -- the contract, checked on a released result ------------------------------------------------------------
 
 
-def check_released_column(entry: object, threshold: int) -> None:
+def check_released_column(entry: object, threshold: int, histogram_adds_up: bool = True) -> None:
     """Raise ``ValueError`` unless ``entry`` is a well-formed column of ``TrustResult.numeric``.
 
     Released figures: ``n >= T``, finite ``mean``, finite ``m2 >= 0``, and a histogram whose cells partition
@@ -278,12 +302,14 @@ def check_released_column(entry: object, threshold: int) -> None:
     if "histogram" in entry:
         spec, cells = cells_from_json(entry["histogram"])
         check_cells(cells, spec.bins, threshold)
-        if sum(c[2] for c in cells) != n:
+        if histogram_adds_up and sum(c[2] for c in cells) != n:
             raise ValueError("released histogram counts must add up to n")
 
 
-def check_released_numeric(numeric: object, threshold: int) -> None:
+def check_released_numeric(numeric: object, threshold: int, histogram_adds_up: bool = True) -> None:
     """Raise ``ValueError`` unless ``numeric`` is a valid ``TrustResult.numeric`` under ``threshold``.
+
+    ``histogram_adds_up=False`` for noisy (dp) answers: each cell and ``n`` carry their own noise.
 
     Meant for ``TrustResult``'s validator (and used by the hub's pooling to skip anything malformed).
     """
@@ -296,6 +322,6 @@ def check_released_numeric(numeric: object, threshold: int) -> None:
         if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_COLUMN_NAME_BYTES:
             raise ValueError("numeric column names must be non-empty strings of at most 63 bytes")
         try:
-            check_released_column(entry, threshold)
+            check_released_column(entry, threshold, histogram_adds_up)
         except ValueError as exc:
             raise ValueError(f"numeric.{name}: {exc}") from None

@@ -171,14 +171,51 @@ def parse_histogram_option(option: str) -> tuple[str, HistogramSpec]:
     return check_column_name(column), spec
 
 
-def parse_numeric_option(option: str) -> list[str]:
-    """Parse ``bmi,systolic_bp`` into column names (whitespace around names ignored, no repeats)."""
-    names = [part.strip() for part in option.split(",")]
-    if not option.strip() or any(not name for name in names):
+def parse_numeric_option(option: str) -> tuple[list[str], dict[str, tuple[float, float]]]:
+    """Parse ``bmi:10:70,systolic_bp`` into column names and the bounds declared for some of them.
+
+    ``NAME:LOWER:UPPER`` declares that the column's values are clamped to ``[LOWER, UPPER]`` (what a trust in
+    dp mode needs to calibrate its noise); a bare ``NAME`` declares none. Whitespace around names is
+    ignored; a column may be named once.
+    """
+    parts = [part.strip() for part in option.split(",")]
+    if not option.strip() or any(not part for part in parts):
         raise UsageError(
-            f"--numeric {option!r}: give comma-separated column names, for example bmi,systolic_bp"
+            f"--numeric {option!r}: give comma-separated column names, for example bmi:10:70,systolic_bp"
         )
-    return list(_unique(names, "--numeric"))
+    names: list[str] = []
+    bounds: dict[str, tuple[float, float]] = {}
+    for part in parts:
+        pieces = part.split(":")
+        if len(pieces) == 1:
+            names.append(part)
+            continue
+        if len(pieces) != 3 or not pieces[0].strip():
+            raise UsageError(f"--numeric {part!r}: expected NAME or NAME:LOWER:UPPER, for example bmi:10:70")
+        name = pieces[0].strip()
+        lower, upper = (_parse_bound(text, part) for text in pieces[1:])
+        if lower >= upper:
+            raise UsageError(
+                f"--numeric {part!r}: lower bound {lower:g} must be below the upper bound {upper:g}"
+            )
+        names.append(name)
+        bounds[name] = (lower, upper)
+    return list(_unique(names, "--numeric")), bounds
+
+
+#: Declared bounds beyond this are refused: noise is scaled to the bounds' width, so such bounds would
+#: bury every sum in noise, and their squares must stay far inside double precision.
+MAX_BOUND = 1e9
+
+
+def _parse_bound(text: str, part: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--numeric {part!r}: bound {text.strip()!r} is not a number") from None
+    if not math.isfinite(value) or abs(value) > MAX_BOUND:
+        raise UsageError(f"--numeric {part!r}: bounds must be finite numbers within +/-{MAX_BOUND:g}")
+    return value
 
 
 def _unique(names: Iterable[str], where: str) -> tuple[str, ...]:
@@ -206,6 +243,7 @@ class NumericRequest:
 
     columns: tuple[str, ...] | None = None
     histograms: Mapping[str, HistogramSpec] = field(default_factory=dict)
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.columns is not None:
@@ -228,24 +266,45 @@ class NumericRequest:
         if len(self.histograms) > MAX_NUMERIC_COLUMNS:
             raise UsageError(f"at most {MAX_NUMERIC_COLUMNS} histograms per query")
         object.__setattr__(self, "histograms", dict(self.histograms))
+        if not isinstance(self.bounds, Mapping) or len(self.bounds) > MAX_NUMERIC_COLUMNS:
+            raise UsageError(f"numeric bounds must map at most {MAX_NUMERIC_COLUMNS} column names to bounds")
+        checked: dict[str, tuple[float, float]] = {}
+        for name, pair in self.bounds.items():
+            check_column_name(name)
+            if self.columns is not None and name not in self.columns:
+                raise UsageError(f"bounds given for {name!r}, which is not among the --numeric columns")
+            if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
+                raise UsageError(f"bounds of {name!r} must be [lower, upper]")
+            lower, upper = (_checked_bound(name, v) for v in pair)
+            if lower >= upper:
+                raise UsageError(f"bounds of {name!r}: lower {lower:g} must be below upper {upper:g}")
+            checked[name] = (lower, upper)
+        object.__setattr__(self, "bounds", checked)
 
     @classmethod
     def from_cli(cls, numeric: str | None, histograms: Sequence[str] = ()) -> NumericRequest:
         """Build a request from ``--numeric`` (or None) and repeated ``--histogram`` options."""
-        columns = tuple(parse_numeric_option(numeric)) if numeric is not None else None
+        columns: tuple[str, ...] | None = None
+        bounds: dict[str, tuple[float, float]] = {}
+        if numeric is not None:
+            names, bounds = parse_numeric_option(numeric)
+            columns = tuple(names)
         grids: dict[str, HistogramSpec] = {}
         for option in histograms:
             name, spec = parse_histogram_option(option)
             if name in grids:
                 raise UsageError(f"--histogram: column {name!r} has two histograms")
             grids[name] = spec
-        return cls(columns, grids)
+        return cls(columns, grids, bounds)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "columns": list(self.columns) if self.columns is not None else None,
             "histograms": {name: spec.to_json() for name, spec in sorted(self.histograms.items())},
         }
+        if self.bounds:  # absent when none are declared: what trusts before dp mode understand
+            doc["bounds"] = {name: list(pair) for name, pair in sorted(self.bounds.items())}
+        return doc
 
     def to_options(self) -> dict[str, str]:
         """The ``CohortTask.options`` entry: ``{"numeric": "<canonical JSON of the request>"}``."""
@@ -254,8 +313,17 @@ class NumericRequest:
 
     @classmethod
     def from_json(cls, doc: object) -> NumericRequest:
-        if not isinstance(doc, dict) or set(doc) != {"columns", "histograms"}:
-            raise UsageError("a numeric request must be an object with 'columns' and 'histograms'")
+        if not isinstance(doc, dict) or not {"columns", "histograms"} <= set(doc) <= {
+            "columns",
+            "histograms",
+            "bounds",
+        }:
+            raise UsageError(
+                "a numeric request must be an object with 'columns', 'histograms' (and 'bounds')"
+            )
+        bounds = doc.get("bounds", {})
+        if not isinstance(bounds, dict):
+            raise UsageError("numeric 'bounds' must be an object")
         columns = doc["columns"]
         if columns is not None and not isinstance(columns, list):
             raise UsageError("numeric 'columns' must be a list of names or null")
@@ -265,6 +333,7 @@ class NumericRequest:
         return cls(
             tuple(columns) if columns is not None else None,
             {check_column_name(name): HistogramSpec.from_json(spec) for name, spec in grids.items()},
+            bounds,
         )
 
     @classmethod
@@ -283,6 +352,15 @@ class NumericRequest:
         except (ValueError, RecursionError):
             raise UsageError(f"task option {OPTION_KEY!r} is not valid JSON") from None
         return cls.from_json(doc)
+
+
+def _checked_bound(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"bounds of {name!r} must be numbers, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > MAX_BOUND:
+        raise UsageError(f"bounds of {name!r} must be finite numbers within +/-{MAX_BOUND:g}")
+    return number
 
 
 def _reject_constant(name: str) -> Any:

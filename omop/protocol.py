@@ -222,6 +222,25 @@ class ColumnCounts(_Message):
 ResultStatus = Literal["released", "suppressed", "rejected", "error"]
 
 
+class PrivacyStatement(_Message):
+    """How an answer's figures were protected, stated in every answer a trust runs a query for.
+
+    ``mode`` ``exact``: threshold and merging rules only (a governance decision at that trust).
+    ``mode`` ``dp``: ``epsilon`` is the privacy loss charged to the project for this query, ``scales`` the
+    noise scale of each figure group (``person_count``, ``sex``, ``age``, ``rows``,
+    ``numeric.<column>.n|sum|sumsq|histogram``), from which the hub reports each figure's uncertainty,
+    ``budget_left`` what the project has left at this trust, and ``bounds`` the clamping range of each
+    numeric column (means lie inside it).
+    """
+
+    mode: Literal["dp", "exact"]
+    mechanism: str | None = Field(default=None, max_length=200)
+    epsilon: float | None = Field(default=None, ge=0)
+    budget_left: float | None = Field(default=None, ge=0)
+    scales: dict[str, float] = Field(default_factory=dict, max_length=4 * 64 + 8)
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict, max_length=64)
+
+
 def answer_timestamp(moment: datetime) -> datetime:
     """``moment`` in UTC without its fraction of a second: the only precision a ``produced_at`` carries."""
     return moment.astimezone(UTC).replace(microsecond=0)
@@ -257,6 +276,7 @@ class TrustResult(_Message):
     sex: dict[str, int] | None = None
     age: dict[str, int] | None = None
     numeric: dict[str, Any] | None = None
+    privacy: PrivacyStatement | None = None
     produced_at: AwareDatetime
 
     @field_validator("produced_at")
@@ -301,7 +321,8 @@ class TrustResult(_Message):
             if value is not None and (value < 0 or 0 < value < t):
                 raise ValueError(f"released cell {where} must be 0 or at least the threshold")
         if self.numeric is not None:
-            check_released_numeric(self.numeric, t)
+            noisy = self.privacy is not None and self.privacy.mode == "dp"
+            check_released_numeric(self.numeric, t, histogram_adds_up=not noisy)
         return self
 
 

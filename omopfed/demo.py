@@ -56,7 +56,9 @@ WHERE p.gender_concept_id = 8532 AND p.year_of_birth < 1950
         "Flower's federated analytics job: mean and sd of six measurements, BMI and HbA1c histograms",
         FLOWER_SQL,
         NumericRequest.from_cli(
-            "age,bmi,systolic_bp,diastolic_bp,ldl_cholesterol,hba1c", ["bmi=15:45:10", "hba1c=4:10:12"]
+            # dp mode: each column's values are clamped to declared bounds, which calibrate the noise
+            "age:0:110,bmi:10:70,systolic_bp:60:250,diastolic_bp:30:150,ldl_cholesterol:20:300,hba1c:3:15",
+            ["bmi=15:45:10", "hba1c=4:10:12"],
         ),
     ),
 )

@@ -161,13 +161,18 @@ def up(
     persons: int | list[int] = 2000,
     eunomia: bool = False,
     broker_maxmemory: str = DEFAULT_MAXMEMORY,
+    privacy: str = "dp",
+    epsilon: float | None = None,
+    budget: float | None = None,
     progress: Progress = lambda _m: None,
 ) -> StackState:
     """Start a complete federation in ``directory``; on any failure, stop what was started and re-raise.
 
     ``persons`` is the synthetic population of every trust, or one figure per trust. ``broker_maxmemory``
-    is the broker's memory limit (``omop.broker_config``).
+    is the broker's memory limit (``omop.broker_config``). ``privacy`` (``dp`` or ``exact``), ``epsilon``
+    (per query) and ``budget`` (per project) go into every trust's policy file (``[privacy]``).
     """
+    policy_text = privacy_policy_text(privacy, epsilon, budget)
     ids = trust_ids(trusts)
     maxmemory = parse_maxmemory(broker_maxmemory)
     sizes = persons if isinstance(persons, list) else [persons] * trusts
@@ -187,7 +192,7 @@ def up(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = StackState(dir=str(directory), created_dir=created)
     try:
-        _build(state, ids, sizes, eunomia, maxmemory, progress)
+        _build(state, ids, sizes, eunomia, maxmemory, policy_text, progress)
     except BaseException:
         progress("start-up failed; stopping what was started")
         down(state)
@@ -195,8 +200,44 @@ def up(
     return state
 
 
+def privacy_policy_text(privacy: str, epsilon: float | None, budget: float | None) -> str:
+    """The trust policy file a stack's trusts get: the ``[privacy]`` table, checked like any policy file."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from trust_worker.policy_file import PrivacyPolicy
+
+    if privacy not in ("dp", "exact"):
+        raise UsageError(f'--privacy must be "dp" or "exact", not {privacy!r}')
+    if privacy == "exact" and (epsilon is not None or budget is not None):
+        raise UsageError("--epsilon and --budget apply to --privacy dp only")
+    lines = ["# written by omopfed stack up: the trust's privacy settings (docs/privacy.md)", "[privacy]"]
+    lines.append(f'mode = "{privacy}"')
+    if epsilon is not None:
+        lines.append(f"epsilon_per_query = {float(epsilon)!r}")
+    if budget is not None:
+        lines.append(f"budget_per_project = {float(budget)!r}")
+    text = "\n".join(lines) + "\n"
+    try:
+        PrivacyPolicy.model_validate(tomllib.loads(text)["privacy"])
+    except (ValidationError, tomllib.TOMLDecodeError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        flag = {"epsilon_per_query": "--epsilon", "budget_per_project": "--budget"}.get(where, "--privacy")
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        raise UsageError(f"{flag}: {message}") from None
+    return text
+
+
 def _build(
-    state: StackState, ids: list[str], sizes: list[int], eunomia: bool, maxmemory: str, progress: Progress
+    state: StackState,
+    ids: list[str],
+    sizes: list[int],
+    eunomia: bool,
+    maxmemory: str,
+    policy_text: str,
+    progress: Progress,
 ) -> None:
     from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
     from omop.keys import (
@@ -270,6 +311,9 @@ def _build(
         register_trust(keys_dir, trust_keys / trust_public_name(trust_id))
         pin_hub(trust_keys, keys_dir / HUB_PUBLIC)
         trust_pw = password_file(redis_dir / "acl", trust_user(trust_id)).read_text().strip()
+        policy = tdir / "policy.toml"
+        policy.write_text(policy_text)
+        policy.chmod(0o600)
         _write_secret(
             Path(node.env_file),
             _env_text(
@@ -279,6 +323,7 @@ def _build(
                     "OMOPFED_READER_DB_URL": node.reader_url,
                     "OMOPFED_KEYS_DIR": str(trust_keys),
                     "OMOPFED_STATE_DIR": str(tdir / "state"),
+                    "OMOPFED_POLICY_FILE": str(policy),
                 }
             ),
         )

@@ -29,6 +29,15 @@ def up_cmd(
         MAXMEMORY_OPTION,
         help="Broker memory limit (e.g. 256mb, 2gb); when full it refuses new tasks instead of dropping any.",
     ),
+    privacy: str = typer.Option(
+        "dp", "--privacy", help="dp (noisy figures, a budget per project) or exact (thresholds only)."
+    ),
+    epsilon: float | None = typer.Option(
+        None, "--epsilon", help="Privacy loss per query at each trust (dp; default 1.0)."
+    ),
+    budget: float | None = typer.Option(
+        None, "--budget", help="Privacy budget per project at each trust (dp; default 10.0)."
+    ),
 ) -> None:
     """Start broker, a PostgreSQL per trust, keys, workers and the hub reducer; return when healthy."""
     state = stack_mod.up(
@@ -37,6 +46,9 @@ def up_cmd(
         persons=persons,
         eunomia=eunomia,
         broker_maxmemory=broker_maxmemory,
+        privacy=privacy,
+        epsilon=epsilon,
+        budget=budget,
         progress=lambda m: err.print(f"[dim]•[/] {m}"),
     )
     env = Path(state.dir) / stack_mod.ENV_FILE

@@ -56,8 +56,43 @@ def _column_counts(output_columns: Sequence[str]) -> str:
     return " || ".join(chunks)
 
 
-def cohort_statistics_sql(cohort_sql: str, output_columns: Sequence[str]) -> str:
+def _capped_row_stats(output_columns: Sequence[str], cap: int) -> str:
+    """Row and per-column non-null counts with each person's contribution capped at ``cap`` rows.
+
+    What differential privacy needs: one person's records can then move each count by at most ``cap``.
+    Rows without a ``person_id`` belong to nobody whose contribution could be bounded, so they are left
+    out. The pairs keep the exact shape (``[non_null, null]``); ``null`` is the capped rows minus the capped
+    non-null rows, never negative because ``count(col) <= count(*)`` for every person.
+    """
+    per_person = ", ".join(
+        [f"least(count(*), {cap}) AS r"]
+        + [f"least(count({quote_ident(col)}), {cap}) AS n{i}" for i, col in enumerate(output_columns)]
+    )
+    if output_columns:
+        chunks = []
+        for start in range(0, len(output_columns), _COLUMNS_PER_CHUNK):
+            pairs = ", ".join(
+                f"{quote_literal(col)}, jsonb_build_array(coalesce(sum(n{i}), 0), coalesce(sum(r - n{i}), 0))"
+                for i, col in enumerate(output_columns)
+                if start <= i < start + _COLUMNS_PER_CHUNK
+            )
+            chunks.append(f"jsonb_build_object({pairs})")
+        columns = " || ".join(chunks)
+    else:
+        columns = "'{}'::jsonb"
+    return (
+        f"SELECT coalesce(sum(r), 0)::bigint AS row_count, {columns} AS columns FROM ("
+        f"SELECT {per_person} FROM cohort WHERE cohort.person_id IS NOT NULL GROUP BY cohort.person_id) pp"
+    )
+
+
+def cohort_statistics_sql(
+    cohort_sql: str, output_columns: Sequence[str], max_rows_per_person: int | None = None
+) -> str:
     """Wrap ``cohort_sql`` (already validated and re-emitted) in the aggregation statement.
+
+    ``max_rows_per_person`` (dp mode) caps each person's rows in the row and column counts
+    (:func:`_capped_row_stats`); without it they are the plain counts of the cohort's rows.
 
     The statement returns one row: person_count, row_count, columns (JSON object column → [non_null, null]),
     sex (JSON label → persons) and age (JSON band → persons).
@@ -67,11 +102,15 @@ def cohort_statistics_sql(cohort_sql: str, output_columns: Sequence[str]) -> str
     small integer sex code and decade, grouped in one pass; text labels are attached to the (at most 33)
     groups afterwards, not to every person.
     """
+    if max_rows_per_person is None:
+        row_stats = f"SELECT count(*) AS row_count, {_column_counts(output_columns)} AS columns FROM cohort"
+    else:
+        row_stats = _capped_row_stats(output_columns, max_rows_per_person)
     return f"""WITH cohort AS MATERIALIZED (
 {cohort_sql}
 ),
 row_stats AS (
-  SELECT count(*) AS row_count, {_column_counts(output_columns)} AS columns FROM cohort
+  {row_stats}
 ),
 groups AS (
   SELECT

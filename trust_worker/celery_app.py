@@ -223,6 +223,19 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
         broker.close()
     if returned:
         log.warning("put back %d task(s) an earlier run of this worker left unfinished", returned)
+    privacy = runtime.policy.privacy
+    if privacy.dp:
+        log.info(
+            "privacy: dp mode, epsilon %g per query, budget %g per project, at most %d rows per person",
+            privacy.epsilon_per_query,
+            privacy.budget_per_project,
+            privacy.max_rows_per_person,
+        )
+    else:
+        log.warning(
+            "privacy: EXACT mode (a governance decision in the trust policy): figures are released without "
+            "noise, protected by the threshold and merging rules only; every answer says so"
+        )
     cutoff = datetime.now(UTC) - timedelta(days=runtime.policy.ledger_retention_days)
     pruned = runtime.ledger.prune(cutoff)
     if pruned:

@@ -145,7 +145,100 @@ def audit_cmd(
     return 0
 
 
+budget_app = typer.Typer(
+    help="The privacy budget (dp mode): spending by project, and grants by the governance team.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+_STATE_DIR_OPTION = typer.Option(None, "--state-dir", help="The worker's state dir (OMOPFED_STATE_DIR).")
+_POLICY_OPTION = typer.Option(None, "--policy", help="Trust policy TOML (OMOPFED_POLICY_FILE).")
+
+
+@budget_app.callback()
+def budget_cmd(
+    ctx: typer.Context,
+    state_dir: Path | None = _STATE_DIR_OPTION,
+    policy_file: Path | None = _POLICY_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per project, one per line."),
+) -> None:
+    """Show each project's privacy spending at this trust: queries, epsilon spent, granted and left."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from trust_worker.policy_file import load_policy
+    from trust_worker.task_ledger import TaskLedger
+
+    settings = load(TrustSettings, state_dir=state_dir, policy_file=policy_file)
+    privacy = load_policy(settings.policy_file).privacy
+    if not settings.ledger_path().exists():
+        raise UsageError(f"no ledger in {settings.state_dir}: give the worker's --state-dir")
+    ledger = TaskLedger(settings.ledger_path())
+    try:
+        budgets = ledger.budgets(float(privacy.budget_per_project))
+    finally:
+        ledger.close()
+    if as_json:
+        for b in budgets:
+            doc = {"project_id": b.project_id, "queries": b.queries, "spent": b.spent}
+            doc.update({"granted": b.granted, "budget": b.budget + b.granted, "left": b.left})
+            print(json.dumps(doc, sort_keys=True))
+        return
+    mode = f"mode {privacy.mode.value}"
+    if privacy.dp:
+        mode += f", epsilon {privacy.epsilon_per_query:g} per query"
+        mode += f", budget {privacy.budget_per_project:g} per project"
+    out.print(mode, markup=False, highlight=False)
+    table = Table("project", "queries", "spent", "granted", "left")
+    for b in budgets:
+        table.add_row(b.project_id, str(b.queries), f"{b.spent:.4g}", f"{b.granted:.4g}", f"{b.left:.4g}")
+    out.print(table if budgets else "no project has spent any privacy budget here yet")
+
+
+@budget_app.command("grant")
+def grant_cmd(
+    project: str = typer.Option(..., "--project", help="The project to give more budget."),
+    epsilon: float = typer.Option(..., "--epsilon", help="How much privacy loss to add (> 0)."),
+    reason: str = typer.Option(..., "--reason", help="Why: the governance decision, kept in the audit log."),
+    state_dir: Path | None = _STATE_DIR_OPTION,
+    policy_file: Path | None = _POLICY_OPTION,
+) -> None:
+    """Give a project more privacy budget at this trust (audited)."""
+    import math
+    import re
+
+    from omop.protocol import PROJECT_ID_PATTERN
+    from trust_worker.policy_file import MAX_BUDGET_PER_PROJECT, load_policy
+    from trust_worker.task_ledger import TaskLedger
+
+    if not re.fullmatch(PROJECT_ID_PATTERN, project):
+        raise UsageError(f"--project {project!r} is not a project id")
+    if not (math.isfinite(epsilon) and 0 < epsilon <= MAX_BUDGET_PER_PROJECT):
+        raise UsageError(f"--epsilon must be above 0 and at most {MAX_BUDGET_PER_PROJECT:g}")
+    if not reason.strip():
+        raise UsageError("--reason must say why (it goes into the audit log)")
+    settings = load(TrustSettings, state_dir=state_dir, policy_file=policy_file)
+    privacy = load_policy(settings.policy_file).privacy
+    if not settings.ledger_path().exists():
+        raise UsageError(f"no ledger in {settings.state_dir}: give the worker's --state-dir")
+    ledger = TaskLedger(settings.ledger_path())
+    try:
+        ledger.grant(project, epsilon, reason.strip())
+        (entry,) = [b for b in ledger.budgets(float(privacy.budget_per_project)) if b.project_id == project]
+    finally:
+        ledger.close()
+    AuditLog(settings.audit_path()).append(
+        query_id="-",
+        project_id=project,
+        sql=None,
+        decision="budget_granted",
+        detail=f"granted epsilon {epsilon:g}: {reason.strip()}",
+        extra={"epsilon": epsilon, "left": entry.left},
+    )
+    out.print(f"project {project}: granted {epsilon:g}, {entry.left:.4g} left", markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker_cmd)
     app.command("check")(check_cmd)
     app.command("audit")(audit_cmd)
+    app.add_typer(budget_app, name="budget")

@@ -240,3 +240,70 @@ SELECT jsonb_build_object(
   'cohort_persons', (SELECT count(*) FROM per_person),
   'columns', (SELECT {_object(entries)} FROM first_pass AS fp CROSS JOIN second_pass AS sp)
 ) AS numeric"""
+
+
+def clamped_statistics_sql(
+    cohort_sql: str,
+    columns: Sequence[str],
+    bounds: Mapping[str, tuple[float, float]],
+    histograms: Mapping[str, HistogramSpec],
+) -> str:
+    """The raw figures dp mode noises: per column, persons with a value and centred clamped sums.
+
+    Each person's one value (decided as in :func:`numeric_statistics_sql`) is clamped to the column's
+    ``[lower, upper]`` and centred on the midpoint ``c``; the statement returns, per column, ``persons``,
+    ``sum`` of ``x - c`` and ``sumsq`` of ``(x - c)^2`` (one person moves them by at most half the width,
+    and its square), and the persons per bin of a requested grid::
+
+        {"cohort_persons": 1200,
+         "columns": {"bmi": {"persons": 700, "sum": -312.5, "sumsq": 41020.2, "histogram": [3, 41, ...]}}}
+    """
+    if not columns:
+        raise ValueError("clamped_statistics_sql needs at least one column")
+    missing = [name for name in columns if name not in bounds]
+    if missing:
+        raise ValueError(f"no bounds for {missing}")
+    values = ",\n    ".join(f"{_finite_value(col)} AS v{i}" for i, col in enumerate(columns))
+    single = ",\n    ".join(
+        f"CASE WHEN min(obs.v{i}) = max(obs.v{i}) THEN min(obs.v{i}) END AS v{i}" for i in range(len(columns))
+    )
+    centred = []
+    for i, col in enumerate(columns):
+        lower, upper = bounds[col]
+        mid = (lower + upper) / 2
+        centred.append(
+            f"least(greatest(vals.v{i}, {_float_literal(lower)}), {_float_literal(upper)}) "
+            f"- {_float_literal(mid)}"
+        )
+    sums = ",\n    ".join(
+        f"count(vals.v{i}) AS p{i}, coalesce(sum({c}), 0) AS s{i}, coalesce(sum(({c}) * ({c})), 0) AS q{i}"
+        for i, c in enumerate(centred)
+    )
+    entries = []
+    for i, col in enumerate(columns):
+        fields = [("'persons'", f"sp.p{i}"), ("'sum'", f"sp.s{i}"), ("'sumsq'", f"sp.q{i}")]
+        if col in histograms:
+            fields.append(("'histogram'", _histogram_expr(f"v{i}", histograms[col])))
+        entries.append((quote_literal(col), _object(fields)))
+    return f"""WITH cohort AS MATERIALIZED (
+{cohort_sql}
+),
+per_person AS MATERIALIZED (
+  SELECT obs.pid,
+    {single}
+  FROM (
+    SELECT cohort.person_id AS pid,
+      {values}
+    FROM cohort WHERE cohort.person_id IS NOT NULL
+  ) AS obs
+  GROUP BY obs.pid
+),
+sums AS MATERIALIZED (
+  SELECT
+    {sums}
+  FROM per_person AS vals
+)
+SELECT jsonb_build_object(
+  'cohort_persons', (SELECT count(*) FROM per_person),
+  'columns', (SELECT {_object(entries)} FROM sums AS sp)
+) AS numeric"""

@@ -17,21 +17,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
+from omop.differential_privacy import MECHANISM, NoisePlan, cohort_groups, numeric_groups, plan_noise
 from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
 from omop.errors import UsageError
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import NumericRequest
-from omop.protocol import EXECUTION_FAILED, EXECUTION_FAILED_DETAIL, ColumnCounts, TrustResult
+from omop.protocol import (
+    EXECUTION_FAILED,
+    EXECUTION_FAILED_DETAIL,
+    ColumnCounts,
+    PrivacyStatement,
+    TrustResult,
+)
 from omop.sql_policy import QueryRejected, ValidatedQuery, validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
 from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
+from trust_worker.noisy_release import noisy_cohort_figures, noisy_numeric
 from trust_worker.numeric_sql import (
     NumericRejected,
+    clamped_statistics_sql,
     column_types_sql,
     numeric_statistics_sql,
     resolve_columns,
 )
-from trust_worker.policy_file import TrustPolicy
+from trust_worker.policy_file import PrivacyPolicy, TrustPolicy
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,124 @@ def numeric_figures(
     return protect_numeric(raw, threshold, request.histograms)
 
 
+class Inadmissible(Exception):
+    """A task refused before any data is read: ``code`` becomes the answer's ``reason_code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def admit(
+    sql: str, project_id: str | None, options: Mapping[str, Any] | None, policy: TrustPolicy
+) -> tuple[NumericRequest | None, ValidatedQuery]:
+    """The checks that need no data: project, numeric request, SQL policy. Raises ``Inadmissible``.
+
+    The task handler asks this before charging a privacy budget, so a query refused here costs nothing;
+    ``answer_cohort`` asks it again (it is pure and fast) so every path answers the same way.
+    """
+    if not policy.project_allowed(project_id):
+        raise Inadmissible("project_not_allowed", f"project {project_id!r} is not approved at this trust")
+    try:
+        request = NumericRequest.from_options(options or {})
+    except UsageError as exc:
+        raise Inadmissible("bad_numeric_request", str(exc)) from None
+    try:
+        validated = validate(sql, policy.query_policy())
+    except QueryRejected as exc:
+        raise Inadmissible(exc.code, exc.message) from None
+    return request, validated
+
+
+def check_grids(request: NumericRequest, privacy: PrivacyPolicy) -> None:
+    """Refuse a histogram grid finer than the trust allows (both modes)."""
+    for name, spec in request.histograms.items():
+        if spec.bins > privacy.max_histogram_bins:
+            raise NumericRejected(
+                "histogram_too_fine",
+                f"the histogram of {name!r} has {spec.bins} bins; this trust allows at most "
+                f"{privacy.max_histogram_bins}",
+            )
+
+
+def resolve_bounds(
+    columns: list[str], request: NumericRequest, privacy: PrivacyPolicy
+) -> dict[str, tuple[float, float]]:
+    """The clamping bounds of each column in dp mode: the researcher's, else the trust's own for it.
+
+    A column without either is refused (``bounds_required``): noise can only be calibrated to a known
+    range. Bounds outside what the trust allows for that feature are refused (``bounds_not_allowed``).
+    """
+    resolved: dict[str, tuple[float, float]] = {}
+    for name in columns:
+        allowed = privacy.bounds.get(name)
+        wanted = request.bounds.get(name, allowed)
+        if wanted is None:
+            raise NumericRejected(
+                "bounds_required",
+                f"in dp mode every numeric column needs bounds; declare them, for example "
+                f"--numeric {name}:LOWER:UPPER",
+            )
+        if allowed is not None and not (allowed[0] <= wanted[0] and wanted[1] <= allowed[1]):
+            raise NumericRejected(
+                "bounds_not_allowed",
+                f"bounds {wanted[0]:g}..{wanted[1]:g} for {name!r} are outside what this trust allows "
+                f"({allowed[0]:g}..{allowed[1]:g})",
+            )
+        resolved[name] = (float(wanted[0]), float(wanted[1]))
+    return resolved
+
+
+def _dp_figures(
+    validated: ValidatedQuery,
+    request: NumericRequest | None,
+    policy: TrustPolicy,
+    executor: ReaderExecutor,
+    limits: Limits,
+) -> tuple[str, dict[str, Any], NoisePlan, dict[str, tuple[float, float]]]:
+    """Run the dp statements and noise their figures; returns (statement, figures, plan, bounds).
+
+    The plan (which figures, their sensitivities, the split of epsilon) is fixed before any cohort row is
+    read: the numeric columns come from the output columns' *types* (the cohort is planned, never run).
+    """
+    privacy = policy.privacy
+    threshold = policy.effective_threshold
+    columns: list[str] = []
+    bounds: dict[str, tuple[float, float]] = {}
+    if request is not None:
+        check_grids(request, privacy)
+        (types,) = executor.fetch_one(column_types_sql(validated.sql, validated.output_columns), limits)
+        columns = resolve_columns(request, validated.output_columns, types)
+        bounds = resolve_bounds(columns, request, privacy)
+    groups = cohort_groups(len(validated.output_columns), privacy.max_rows_per_person)
+    for name in columns:
+        groups += numeric_groups(name, *bounds[name], histogram=name in request.histograms)  # type: ignore[union-attr]
+    plan = plan_noise(float(privacy.epsilon_per_query), groups)
+    statement = cohort_statistics_sql(validated.sql, validated.output_columns, privacy.max_rows_per_person)
+    person_count, row_count, column_counts, sex, age = executor.fetch_one(statement, limits)
+    figures = noisy_cohort_figures(
+        plan,
+        person_count=person_count,
+        row_count=row_count,
+        columns=column_counts or {},
+        sex=sex or {},
+        age=age or {},
+        threshold=threshold,
+    )
+    if request is not None and figures["status"] == "released":
+        histograms = {name: spec for name, spec in request.histograms.items() if name in columns}
+        (raw,) = executor.fetch_one(
+            clamped_statistics_sql(validated.sql, columns, bounds, histograms), limits
+        )
+        if raw.get("cohort_persons") != person_count:
+            raise ExecutionFailed(
+                "data_changed", "the cohort's person count changed between the two statements (data changed)"
+            )
+        figures["numeric"] = noisy_numeric(plan, raw, bounds, histograms, figures["person_count"], threshold)
+    return statement, figures, plan, bounds
+
+
 def answer_cohort(
     sql: str,
     *,
@@ -119,6 +246,7 @@ def answer_cohort(
     executor: ReaderExecutor,
     options: Mapping[str, Any] | None = None,
     received_at: datetime | None = None,
+    budget_left: float | None = None,
 ) -> Answer:
     """Run one cohort question end to end and return the (disclosure-controlled) answer.
 
@@ -126,11 +254,18 @@ def answer_cohort(
     statistics of the cohort's output columns to a released answer. ``received_at`` is when the worker
     received the task (default: now, before any work): the answer's ``produced_at`` is that moment, never
     the moment the query finished, so the answer cannot tell how long the query ran.
+
+    In dp mode (the policy's ``[privacy]``) every figure is noised (``_dp_figures``) and the answer states
+    the noise; ``budget_left`` is what the project has left at this trust after this query was charged
+    (the caller charges it, see ``trust_worker.task_ledger``).
     """
     started = time.perf_counter()
     produced_at = received_at or datetime.now(UTC)
     threshold = policy.effective_threshold
     limits = policy.limits()
+
+    privacy = policy.privacy
+    statement_of_privacy = PrivacyStatement(mode=privacy.mode.value)
 
     def result(executed: str | None = None, failure: ExecutionFailed | None = None, **fields: Any) -> Answer:
         execution: dict[str, Any] = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -138,28 +273,46 @@ def answer_cohort(
             execution["failure"] = failure.audit_record()
         return Answer(
             TrustResult(
-                query_id=query_id, trust_id=trust_id, threshold=threshold, produced_at=produced_at, **fields
+                query_id=query_id,
+                trust_id=trust_id,
+                threshold=threshold,
+                produced_at=produced_at,
+                privacy=statement_of_privacy,
+                **fields,
             ),
             executed,
             execution,
         )
 
-    if not policy.project_allowed(project_id):
-        return result(
-            status="rejected",
-            reason_code="project_not_allowed",
-            detail=f"project {project_id!r} is not approved at this trust",
-        )
     try:
-        request = NumericRequest.from_options(options or {})
-    except UsageError as exc:
-        return result(status="rejected", reason_code="bad_numeric_request", detail=str(exc))
-    try:
-        validated = validate(sql, policy.query_policy())
-    except QueryRejected as exc:
+        request, validated = admit(sql, project_id, options, policy)
+    except Inadmissible as exc:
         return result(status="rejected", reason_code=exc.code, detail=exc.message)
+    if privacy.dp:
+        statement_of_privacy = PrivacyStatement(
+            mode=privacy.mode.value, epsilon=float(privacy.epsilon_per_query), budget_left=budget_left
+        )
+        try:
+            statement, figures, plan, bounds = _dp_figures(validated, request, policy, executor, limits)
+        except NumericRejected as exc:
+            return result(None, status="rejected", reason_code=exc.code, detail=exc.message)
+        except ExecutionFailed as exc:
+            return result(
+                None, exc, status="error", reason_code=EXECUTION_FAILED, detail=EXECUTION_FAILED_DETAIL
+            )
+        statement_of_privacy = PrivacyStatement(
+            mode=privacy.mode.value,
+            mechanism=MECHANISM,
+            epsilon=plan.epsilon,
+            budget_left=budget_left,
+            scales=plan.scales,
+            bounds=bounds,
+        )
+        return result(statement, **figures)
     statement = cohort_statistics_sql(validated.sql, validated.output_columns)
     try:
+        if request is not None:
+            check_grids(request, privacy)
         person_count, row_count, columns, sex, age = executor.fetch_one(statement, limits)
         figures = release_figures(
             person_count=person_count,

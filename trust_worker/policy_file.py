@@ -19,6 +19,7 @@ trust that wants an explicit allowlist simply lists its projects.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -32,15 +33,81 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from omop.differential_privacy import PrivacyMode
 from omop.disclosure import check_threshold, effective_threshold
 from omop.errors import UsageError
+from omop.numeric_spec import MAX_BINS, MAX_BOUND
 from omop.sql_policy import QueryPolicy, refusal_reason
 from omop.sql_policy.policy import DEFAULT_MAX_BYTES
 from trust_worker.executor import Limits
 
 Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
+Epsilon = Annotated[StrictFloat | StrictInt, Field(gt=0)]
+
+#: Largest privacy loss one query may spend: beyond it the noise protects next to nothing.
+MAX_EPSILON_PER_QUERY = 10.0
+#: Largest total a project may be given by the policy (grants can add more, each one audited).
+MAX_BUDGET_PER_PROJECT = 1000.0
+
+
+class PrivacyPolicy(BaseModel):
+    """The ``[privacy]`` table: differential privacy (the default) or exact figures, and its settings.
+
+    Defaults, and why (docs/privacy.md says more):
+
+    * ``epsilon_per_query = 1.0``: one query's answer changes the odds of any guess about one person by at
+      most e^1 = 2.7x; the person count of a cohort of 500 is then off by about 3 on average.
+    * ``budget_per_project = 10.0``: ten such queries per project and trust, after which the odds bound is
+      e^10 and the trust's governance team decides (``omopfed trust budget grant``, audited).
+    * ``max_rows_per_person = 10``: row counts count at most 10 rows per person, so one person's records
+      move a row count by at most 10 and the noise can be calibrated to that.
+    * ``max_histogram_bins = 100``: a finer grid spreads the same privacy loss over more, mostly empty,
+      noisy cells.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: PrivacyMode = Field(default=PrivacyMode.DP, description='"dp" (noise and a budget) or "exact".')
+    epsilon_per_query: Epsilon = Field(default=1.0, le=MAX_EPSILON_PER_QUERY)
+    budget_per_project: Epsilon = Field(default=10.0, le=MAX_BUDGET_PER_PROJECT)
+    max_rows_per_person: StrictInt = Field(default=10, ge=1, le=10_000)
+    max_histogram_bins: StrictInt = Field(default=100, ge=1, le=MAX_BINS)
+    bounds: dict[StrictStr, tuple[StrictFloat | StrictInt, StrictFloat | StrictInt]] = Field(
+        default_factory=dict, description="Numeric bounds allowed per feature: name = [lower, upper]."
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_named(cls, value: object) -> object:
+        if value not in tuple(PrivacyMode):
+            raise ValueError(f'must be "dp" or "exact", not {value!r}')
+        return value
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds_sensible(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (lower, upper) in value.items():
+            if not all(math.isfinite(v) and abs(v) <= MAX_BOUND for v in (lower, upper)):
+                raise ValueError(f"{name}: bounds must be finite numbers within +/-{MAX_BOUND:g}")
+            if lower >= upper:
+                raise ValueError(f"{name}: lower bound {lower:g} must be below the upper bound {upper:g}")
+        return {name: (float(lo), float(hi)) for name, (lo, hi) in value.items()}
+
+    @model_validator(mode="after")
+    def _budget_pays_for_a_query(self) -> PrivacyPolicy:
+        if self.budget_per_project < self.epsilon_per_query:
+            raise ValueError(
+                f"budget_per_project {self.budget_per_project:g} cannot pay for one query "
+                f"(epsilon_per_query {self.epsilon_per_query:g})"
+            )
+        return self
+
+    @property
+    def dp(self) -> bool:
+        return self.mode is PrivacyMode.DP
 
 
 class TrustPolicy(BaseModel):
@@ -79,6 +146,7 @@ class TrustPolicy(BaseModel):
     allowed_projects: tuple[StrictStr, ...] = Field(
         default=(), description="Projects this trust answers; empty means every project."
     )
+    privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
 
     @field_validator("threshold")
     @classmethod
@@ -161,6 +229,8 @@ def _describe_error(exc: ValidationError) -> str:
     where = str(loc[0]) if loc else "(top level)"
     if len(loc) > 1 and isinstance(loc[1], int):
         where += f"[{loc[1]}]"
+    elif loc and loc[0] == "privacy" and len(loc) > 1:
+        where = "privacy." + ".".join(str(part) for part in loc[1:] if not str(part).isdigit())
     if first.get("type") == "extra_forbidden":
         return f"{where}: unknown key (check the spelling; see examples/trust-policy.toml)"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")

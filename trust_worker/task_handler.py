@@ -21,12 +21,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omop.crypto import TaskRejected, seal_result, verify_task
-from omop.protocol import CohortTask, ProtocolError, ResultStatus, SignedTask, TrustResult, parse_task
+from omop.protocol import (
+    CohortTask,
+    PrivacyStatement,
+    ProtocolError,
+    ResultStatus,
+    SignedTask,
+    TrustResult,
+    parse_task,
+)
 from trust_worker.audit_log import AuditLog, sql_hash
 from trust_worker.executor import ReaderExecutor
-from trust_worker.pipeline import answer_cohort
+from trust_worker.pipeline import Inadmissible, admit, answer_cohort
 from trust_worker.policy_file import TrustPolicy
-from trust_worker.task_ledger import TaskLedger
+from trust_worker.task_ledger import Charge, TaskLedger
 
 log = logging.getLogger("omopfed.trust")
 
@@ -68,7 +76,7 @@ class TrustRuntime:
         except TaskRejected as exc:
             return self._refuse(signed, exc, publish, received)
 
-        claim = self.ledger.claim(task.query_id, task.expires_at)
+        claim = self.ledger.claim(task.query_id, task.expires_at, self._charge(task))
         if claim.state == "done":
             assert claim.envelope is not None
             self._deliver(task.query_id, claim.envelope, publish)
@@ -86,6 +94,19 @@ class TrustRuntime:
                 self._without_figures(task, "error", "interrupted", detail, received), task, None, publish
             )
 
+        if claim.over_budget:
+            eps = self.policy.privacy.epsilon_per_query
+            detail = (
+                f"the privacy budget of project {task.project_id!r} at this trust is spent "
+                f"({claim.budget_left or 0:.4g} left, a query needs {eps:g}); "
+                "the trust's governance team can grant more"
+            )
+            return self._reply(
+                self._without_figures(task, "rejected", "budget_exhausted", detail, received),
+                task,
+                None,
+                publish,
+            )
         try:
             answer = answer_cohort(
                 task.sql,
@@ -96,6 +117,7 @@ class TrustRuntime:
                 executor=self.executor,
                 options=task.options,
                 received_at=received,
+                budget_left=claim.budget_left,
             )
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)
@@ -104,6 +126,18 @@ class TrustRuntime:
                 self._without_figures(task, "error", "internal_error", detail, received), task, None, publish
             )
         return self._reply(answer.result, task, answer.executed_sql, publish, answer.execution)
+
+    def _charge(self, task: CohortTask) -> Charge | None:
+        """What the query costs its project: nothing in exact mode or when it is refused before any data
+        is read (the same checks ``answer_cohort`` makes first), else the policy's epsilon per query."""
+        privacy = self.policy.privacy
+        if not privacy.dp:
+            return None
+        try:
+            admit(task.sql, task.project_id, task.options, self.policy)
+        except Inadmissible:
+            return None
+        return Charge(task.project_id, float(privacy.epsilon_per_query), float(privacy.budget_per_project))
 
     def _without_figures(
         self, task: CohortTask, status: ResultStatus, code: str, detail: str, received: datetime
@@ -120,6 +154,7 @@ class TrustRuntime:
             detail=detail,
             threshold=self.policy.effective_threshold,
             produced_at=received,
+            privacy=PrivacyStatement(mode=self.policy.privacy.mode.value),
         )
 
     def _reply(

@@ -6,6 +6,10 @@ stored sealed answer without touching the database; a second delivery of an id t
 finished (the worker died mid-query) is answered with an error rather than run again, so no query id is
 ever executed twice.
 
+It also keeps each project's privacy budget (dp mode): the charge for a query is written in the same
+transaction that records the query as started, so a crash can neither charge a query twice (a redelivery
+finds it started) nor run one without charging it.
+
 It is also where answers wait to be delivered: an answer is sealed into the ledger before it is
 published, and marked published once the broker took it. An answer the broker could not take (an
 outage) is published again (``unpublished``) until it is delivered or its task has expired.
@@ -32,16 +36,61 @@ CREATE TABLE IF NOT EXISTS executed (
     published_at TEXT
 )
 """
+_BUDGET_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS privacy_spent (
+    query_id   TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    epsilon    REAL NOT NULL,
+    spent_at   TEXT NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS privacy_grants (
+    id         INTEGER PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    epsilon    REAL NOT NULL,
+    granted_at TEXT NOT NULL,
+    reason     TEXT NOT NULL
+)""",
+)
+#: Rounding slack when comparing sums of epsilons (floats): never enough to pay for a real query.
+_EPSILON_SLACK = 1e-9
 # Ledgers written before answers were re-published lack the last two columns.
 _ADDED_COLUMNS = ("expires_at", "published_at")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """``new``: run it. ``done``: re-send ``envelope``. ``interrupted``: started before, never finished."""
+    """``new``: run it. ``done``: re-send ``envelope``. ``interrupted``: started before, never finished.
+
+    With a charge: ``budget_left`` is what the project has left after it, or (``over_budget``) what it had
+    when the query could not be paid for, in which case nothing was charged and the query must not run.
+    """
 
     state: Literal["new", "done", "interrupted"]
     envelope: str | None = None
+    budget_left: float | None = None
+    over_budget: bool = False
+
+
+@dataclass(frozen=True)
+class Charge:
+    """The privacy loss a query costs its project, and the project's budget in the trust's policy."""
+
+    project_id: str
+    epsilon: float
+    budget: float
+
+
+@dataclass(frozen=True)
+class ProjectBudget:
+    project_id: str
+    queries: int
+    spent: float
+    granted: float
+    budget: float
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.budget + self.granted - self.spent)
 
 
 class TaskLedger:
@@ -57,15 +106,19 @@ class TaskLedger:
         # fsync to every task (1.2 ms -> 0.1 ms per claim measured here).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        for statement in _BUDGET_SCHEMA:
+            self._db.execute(statement)
         present = {row[1] for row in self._db.execute("PRAGMA table_info(executed)")}
         for column in _ADDED_COLUMNS:
             if column not in present:
                 self._db.execute(f"ALTER TABLE executed ADD COLUMN {column} TEXT")
 
-    def claim(self, query_id: str, expires_at: datetime | None = None) -> Claim:
-        """Atomically record ``query_id`` as started, or report what happened to it before.
+    def claim(self, query_id: str, expires_at: datetime | None = None, charge: Charge | None = None) -> Claim:
+        """Atomically record ``query_id`` as started (and charge it), or report what happened to it before.
 
         ``expires_at`` is the task's expiry: its answer is re-published until then if it cannot be sent.
+        ``charge``: the query's privacy loss is written in the same transaction, unless the project cannot
+        pay for it (``over_budget``; the query is still recorded, so a redelivery gets the same answer).
         """
         now = datetime.now(UTC).isoformat()
         expires = expires_at.astimezone(UTC).isoformat() if expires_at is not None else None
@@ -79,11 +132,48 @@ class TaskLedger:
                     "INSERT INTO executed (query_id, started_at, expires_at) VALUES (?, ?, ?)",
                     (query_id, now, expires),
                 )
-                return Claim("new")
+                if charge is None:
+                    return Claim("new")
+                left = self._left(charge.project_id, charge.budget)
+                if charge.epsilon > left + _EPSILON_SLACK:
+                    return Claim("new", budget_left=left, over_budget=True)
+                self._db.execute(
+                    "INSERT INTO privacy_spent (query_id, project_id, epsilon, spent_at) VALUES (?, ?, ?, ?)",
+                    (query_id, charge.project_id, charge.epsilon, now),
+                )
+                return Claim("new", budget_left=max(0.0, left - charge.epsilon))
         finished_at, envelope = row
         if finished_at is not None and envelope is not None:
             return Claim("done", envelope)
         return Claim("interrupted")
+
+    def _left(self, project_id: str, budget: float) -> float:
+        (spent,) = self._db.execute(
+            "SELECT coalesce(sum(epsilon), 0) FROM privacy_spent WHERE project_id = ?", (project_id,)
+        ).fetchone()
+        (granted,) = self._db.execute(
+            "SELECT coalesce(sum(epsilon), 0) FROM privacy_grants WHERE project_id = ?", (project_id,)
+        ).fetchone()
+        return max(0.0, budget + float(granted) - float(spent))
+
+    def grant(self, project_id: str, epsilon: float, reason: str) -> None:
+        """Give ``project_id`` more budget: a governance decision, which the caller audits."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO privacy_grants (project_id, epsilon, granted_at, reason) VALUES (?, ?, ?, ?)",
+                (project_id, epsilon, datetime.now(UTC).isoformat(), reason),
+            )
+
+    def budgets(self, budget: float) -> list[ProjectBudget]:
+        """Spending by project (every project that spent or was granted anything), by project id."""
+        rows = self._db.execute(
+            "SELECT p, sum(q), sum(s), sum(g) FROM ("
+            " SELECT project_id AS p, 1 AS q, epsilon AS s, 0 AS g FROM privacy_spent"
+            " UNION ALL SELECT project_id, 0, 0, epsilon FROM privacy_grants"
+            ") GROUP BY p ORDER BY p"
+        ).fetchall()
+        return [ProjectBudget(str(p), int(q), float(s), float(g), budget) for p, q, s, g in rows]
 
     def finish(self, query_id: str, envelope: str) -> None:
         self._db.execute(

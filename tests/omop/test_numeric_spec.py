@@ -98,8 +98,19 @@ def test_parse_histogram_option_errors(option: str, message: str) -> None:
 
 
 def test_parse_numeric_option() -> None:
-    assert parse_numeric_option("bmi,systolic_bp") == ["bmi", "systolic_bp"]
-    assert parse_numeric_option(" bmi , age ") == ["bmi", "age"]
+    assert parse_numeric_option("bmi,systolic_bp") == (["bmi", "systolic_bp"], {})
+    assert parse_numeric_option(" bmi , age ") == (["bmi", "age"], {})
+    assert parse_numeric_option("bmi:10:70, age") == (["bmi", "age"], {"bmi": (10.0, 70.0)})
+    for bad, message in [
+        ("bmi:70:10", "must be below"),
+        ("bmi:10", "NAME:LOWER:UPPER"),
+        ("bmi:x:70", "not a number"),
+        ("bmi:-inf:70", "finite"),
+        ("bmi:0:1e12", "finite numbers within"),
+        (":1:2", "NAME:LOWER:UPPER"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_numeric_option(bad)
     for bad, message in [("", "comma-separated"), ("bmi,,age", "comma-separated"), ("bmi,bmi", "twice")]:
         with pytest.raises(UsageError, match=message):
             parse_numeric_option(bad)

@@ -188,7 +188,7 @@ class LocalDeployment(Deployment):
     def up(cls, directory: Path, persons: list[int]) -> LocalDeployment:
         from omopfed import stack as stack_mod
 
-        state = stack_mod.up(directory, trusts=len(persons), persons=persons)
+        state = stack_mod.up(directory, trusts=len(persons), persons=persons, privacy="exact")
         return cls(
             kind="local",
             trust_ids=list(state.trusts),

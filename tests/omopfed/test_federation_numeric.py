@@ -22,7 +22,9 @@ FEATURES = ["age", "bmi", "systolic_bp", "diastolic_bp", "ldl_cholesterol", "hba
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
-    state = stack_mod.up(tmp_path_factory.mktemp("numeric") / "stack", trusts=3, persons=[700, 500, 300])
+    state = stack_mod.up(
+        tmp_path_factory.mktemp("numeric") / "stack", trusts=3, persons=[700, 500, 300], privacy="exact"
+    )
     try:
         yield state
     finally:

@@ -29,10 +29,13 @@ def test_up_info_down_round_trip(tmp_path: Path) -> None:
         assert info["redis_url"].startswith("redis://hub:")
         _check_broker_settings(directory, info["redis_url"], "64mb")
         assert set(info["trusts"]) == {"t1", "t2"}
-        for trust in info["trusts"].values():
+        for trust_id, trust in info["trusts"].items():
             with psycopg.connect(trust["db_url"]) as conn:
                 assert conn.execute("SELECT count(*) FROM omop.person").fetchone() == (60,)
             assert pid_alive(trust["worker_pid"])
+            # the default is dp: every trust's policy says so, and nobody else can read it
+            policy = directory / "trusts" / trust_id / "policy.toml"
+            assert 'mode = "dp"' in policy.read_text() and policy.stat().st_mode & 0o077 == 0
         assert (directory / "stack.json").stat().st_mode & 0o077 == 0
         again = run_omopfed("stack", "up", "--dir", directory)
         assert_one_line_error(again, 2, "already exists")
@@ -71,6 +74,11 @@ def _check_broker_settings(directory: Path, hub_url: str, maxmemory: str) -> Non
         (["stack", "up", "--broker-maxmemory", "1mb"], 2, "--broker-maxmemory 1mb is too small"),
         (["stack", "up", "--broker-maxmemory", "0.5gb"], 2, "--broker-maxmemory must be a size"),
         (["stack", "up", "--trusts", "2", "--persons", "-5"], 2, "--persons"),
+        (["stack", "up", "--privacy", "fuzzy"], 2, '--privacy must be "dp" or "exact"'),
+        (["stack", "up", "--privacy", "exact", "--epsilon", "1"], 2, "--epsilon and --budget apply to"),
+        (["stack", "up", "--epsilon", "0"], 2, "--epsilon: Input should be greater than 0"),
+        (["stack", "up", "--epsilon", "nan"], 2, "--epsilon"),
+        (["stack", "up", "--epsilon", "2", "--budget", "1"], 2, "cannot pay for one query"),
         (["stack", "info"], 2, "no stack"),
         (["stack", "down"], 2, "no stack"),
     ],

@@ -45,7 +45,7 @@ def test_check_json_and_exit_codes(
     fixture_db: OmopDb, tmp_path: Path, sql: str, code: int, status: str
 ) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text("statement_timeout_s = 0.5\n")
+    policy.write_text('statement_timeout_s = 0.5\n[privacy]\nmode = "exact"\n')
     proc = omopfed(
         "trust",
         "check",
@@ -156,8 +156,18 @@ def test_check_on_eunomia_gi_bleed_matches_direct_sql(omop_db: OmopDb, tmp_path:
     cohort = (
         "SELECT person_id, condition_start_date FROM condition_occurrence WHERE condition_concept_id = 192671"
     )
+    policy = tmp_path / "exact.toml"
+    policy.write_text('[privacy]\nmode = "exact"\n')
     proc = omopfed(
-        "trust", "check", "--db-url", omop_db.reader_url, "--sql-file", sql_file(tmp_path, cohort), "--json"
+        "trust",
+        "check",
+        "--db-url",
+        omop_db.reader_url,
+        "--sql-file",
+        sql_file(tmp_path, cohort),
+        "--policy",
+        str(policy),
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -104,7 +104,7 @@ def test_flip_worked_example_is_six_persons_and_therefore_suppressed(fixture_db:
             "rejected",
             "project_not_allowed",
         ),
-        ("SELECT person_id FROM person", TrustPolicy(), "released", None),
+        ("SELECT person_id FROM person", TrustPolicy(privacy={"mode": "exact"}), "released", None),
     ],
 )
 def test_pipeline_outcomes(
@@ -114,6 +114,7 @@ def test_pipeline_outcomes(
     answer = answer_cohort(sql, query_id="q", trust_id="t", project_id="p", policy=policy, executor=executor)
     executor.close()
     assert (answer.result.status, answer.result.reason_code) == (status, code)
+    assert answer.result.privacy is not None and answer.result.privacy.mode == policy.privacy.mode
     if status == "released":
         assert answer.result.person_count == 16
         assert answer.executed_sql is not None and "omop.person" in answer.executed_sql

@@ -1,0 +1,124 @@
+"""What a trust in dp mode releases: the raw in-database figures, noised, then the usual disclosure rules.
+
+Pure given a :class:`~omop.differential_privacy.NoisePlan` (OpenDP does the sampling). The steps, in order:
+
+1. Noise every figure of every group the plan covers, including categories and histogram bins that hold
+   nobody: which cells exist never depends on the data (all of ``SEX_LABELS``, all of ``AGE_BANDS``, every
+   bin of the grid).
+2. Post-process the noisy values only: round, clamp at 0, and apply the exact-mode rules (threshold on the
+   person count, the row rule, the non-null/null pair rule, merging small categories and bins) to them.
+   Post-processing cannot weaken differential privacy, and the released shapes stay the ones the hub and
+   ``TrustResult`` already check.
+
+A noisy figure is never compared with its exact value here, so nothing released depends on the data
+except through the noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
+from omop.differential_privacy import NoisePlan
+from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
+from omop.numeric_disclosure import (
+    RELEASED,
+    cells_to_json,
+    protect_histogram,
+    suppressed_column,
+)
+from omop.numeric_spec import HistogramSpec
+from omop.protocol import ColumnCounts
+
+
+def _noisy_table(
+    plan: NoisePlan, group: str, counts: Mapping[str, int], labels: tuple[str, ...]
+) -> dict[str, int]:
+    """Every label of ``labels`` noised (absent ones as 0); unknown labels from the SQL cannot occur."""
+    values = plan.noisy_ints(group, [int(counts.get(label, 0)) for label in labels])
+    return {label: max(0, v) for label, v in zip(labels, values, strict=True)}
+
+
+def noisy_cohort_figures(
+    plan: NoisePlan,
+    *,
+    person_count: int,
+    row_count: int,
+    columns: Mapping[str, list[int]],
+    sex: Mapping[str, int],
+    age: Mapping[str, int],
+    threshold: int,
+) -> dict[str, Any]:
+    """The released cohort figures in dp mode (``status`` and the ``TrustResult`` fields)."""
+    (noisy_persons,) = plan.noisy_ints("person_count", [person_count])
+    persons = max(0, noisy_persons)
+    if persons < threshold:
+        return {"status": "suppressed", "detail": SUPPRESSED_DETAIL}
+    names = list(columns)
+    noisy_rows, *noisy_non_null = plan.noisy_ints(
+        "rows", [row_count, *(int(columns[name][0]) for name in names)]
+    )
+    rows = max(0, noisy_rows)
+    released_rows: int | None = None
+    released_columns: dict[str, ColumnCounts] | None = None
+    if rows >= threshold and not is_small(abs(rows - persons), threshold):
+        released_rows = rows
+        released_columns = {}
+        for name, non_null in zip(names, noisy_non_null, strict=True):
+            nn = min(max(0, non_null), rows)
+            kept_nn, kept_null = protect_pair(nn, rows - nn, threshold)
+            released_columns[name] = ColumnCounts(non_null=kept_nn, null=kept_null)
+    return {
+        "status": "released",
+        "detail": None,
+        "person_count": persons,
+        "row_count": released_rows,
+        "columns": released_columns,
+        "sex": in_order(
+            protect_distribution(_noisy_table(plan, "sex", sex, SEX_LABELS), threshold), SEX_LABELS
+        ),
+        "age": in_order(
+            protect_distribution(_noisy_table(plan, "age", age, AGE_BANDS), threshold), AGE_BANDS
+        ),
+    }
+
+
+def noisy_numeric(
+    plan: NoisePlan,
+    raw: Mapping[str, Any],
+    bounds: Mapping[str, tuple[float, float]],
+    histograms: Mapping[str, HistogramSpec],
+    released_persons: int,
+    threshold: int,
+) -> dict[str, dict[str, Any]]:
+    """Per column: noisy ``n``, and ``mean`` and ``m2`` derived from the noisy centred clamped sums.
+
+    ``raw`` is what ``trust_worker.numeric_sql.clamped_statistics_sql`` returns; ``released_persons`` is
+    the (noisy) person count already released, against which the pair rule judges the persons without a
+    value. The mean is clamped into the bounds and ``m2`` into ``[0, n * half_width^2]``, the range the
+    exact figures must lie in: post-processing that only removes impossible values.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, stats in raw["columns"].items():
+        lower, upper = bounds[name]
+        mid, half = (lower + upper) / 2, (upper - lower) / 2
+        (noisy_n,) = plan.noisy_ints(f"numeric.{name}.n", [int(stats["persons"])])
+        noisy_sum, noisy_sumsq = (
+            plan.noisy_floats(f"numeric.{name}.sum", [float(stats["sum"])])[0],
+            plan.noisy_floats(f"numeric.{name}.sumsq", [float(stats["sumsq"])])[0],
+        )
+        n = max(0, noisy_n)
+        if n < threshold or is_small(released_persons - n, threshold):
+            out[name] = suppressed_column()
+            continue
+        centred_mean = min(max(noisy_sum / n, -half), half)
+        m2 = min(max(noisy_sumsq - noisy_sum * noisy_sum / n, 0.0), n * half * half)
+        column: dict[str, Any] = {"status": RELEASED, "n": n, "mean": mid + centred_mean, "m2": m2}
+        spec = histograms.get(name)
+        if spec is not None:
+            noisy_bins = plan.noisy_ints(f"numeric.{name}.histogram", [int(c) for c in stats["histogram"]])
+            cells = protect_histogram([max(0, c) for c in noisy_bins], threshold)
+            column["histogram"] = cells_to_json(spec, cells)
+        out[name] = column
+    return out
