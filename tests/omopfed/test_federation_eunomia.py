@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
-    state = stack_mod.up(tmp_path_factory.mktemp("eunomia") / "stack", trusts=3, eunomia=True, privacy="exact")
+    directory = tmp_path_factory.mktemp("eunomia") / "stack"
+    state = stack_mod.up(directory, trusts=3, eunomia=True, privacy="exact")
     try:
         yield state
     finally:
