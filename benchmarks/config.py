@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SUITES = ("startup", "scale", "dispatch", "throughput", "federation", "indb", "flower")
+SUITES = ("startup", "scale", "dispatch", "throughput", "federation", "indb", "flower", "privacy")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Config:
     flower_persons: int = 100_000
     flower_repeats: int = 3
     startup_repeats: int = 3
+    privacy_draws: int = 300  # noisy releases per population size (the error and coverage of the noise)
 
 
 QUICK = Config(mode="quick")
@@ -44,6 +45,7 @@ FULL = Config(
     indb_repeats=5,
     flower_repeats=10,
     startup_repeats=10,
+    privacy_draws=2000,
 )
 MODES = {"quick": QUICK, "full": FULL}
 

@@ -315,6 +315,55 @@ def _startup(data: dict[str, Any]) -> str:
     return out
 
 
+def _privacy(data: dict[str, Any]) -> str:
+    out = ""
+    error = data.get("error") or {}
+    if error.get("sizes"):
+        rows = [
+            [
+                f"{r['persons_per_trust']:,} x {r['trusts']}",
+                f"{100 * r['count_rel_error_median']:.2f} %",
+                f"{100 * r['count_rel_error_p95']:.2f} %",
+                f"{100 * r['count_coverage']:.0f} %",
+                "" if r["mean_rel_error_median"] is None else f"{100 * r['mean_rel_error_median']:.2f} %",
+                "" if r["mean_rel_error_p95"] is None else f"{100 * r['mean_rel_error_p95']:.2f} %",
+                f"{100 * r['mean_coverage']:.0f} %",
+            ]
+            for r in error["sizes"]
+        ]
+        out += table(
+            [
+                "persons per trust x trusts",
+                "pooled count: median rel. error",
+                "p95",
+                "inside ± (95 %)",
+                "pooled mean: median rel. error",
+                "p95",
+                "inside ±",
+            ],
+            rows,
+        )
+        out += (
+            f"\n\nDefault settings (epsilon 1 per query, BMI-like column clamped to 10..70), "
+            f"{error['sizes'][0]['draws']} noisy releases per size, through the trusts' and the hub's code."
+        )
+    eunomia = data.get("eunomia") or {}
+    if eunomia.get("cohorts"):
+        rows = [
+            [
+                c["cohort"],
+                f"{c['reference']:,}",
+                c["reported"],
+                c["margin"],
+                "yes" if c["inside"] else "**no**",
+            ]
+            for c in eunomia["cohorts"]
+        ]
+        out += "\n\nEunomia GiBleed over three dp trusts:\n\n"
+        out += table(["cohort", "reference", "reported", "± (95 %)", "inside"], rows)
+    return out
+
+
 SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("dispatch", "Dispatch latency", _dispatch),
     ("federation", "Federation overhead", _federation),
@@ -323,6 +372,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("throughput", "Throughput", _throughput),
     ("flower", "The Flower job (six numeric features)", _flower),
     ("startup", "Command start-up", _startup),
+    ("privacy", "Differential privacy: error and intervals", _privacy),
 )
 
 

@@ -20,6 +20,7 @@ from benchmarks import (
     suite_federation,
     suite_flower,
     suite_indb,
+    suite_privacy,
     suite_scale,
     suite_startup,
     suite_throughput,
@@ -39,6 +40,7 @@ MODULES: dict[str, ModuleType] = {
         suite_federation,
         suite_indb,
         suite_flower,
+        suite_privacy,
     )
 }
 

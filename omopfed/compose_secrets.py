@@ -61,6 +61,13 @@ idle_in_transaction_timeout_s = 60
 max_query_bytes = 10240
 extra_allowed_functions = []
 allowed_projects = []
+
+# Differential privacy (docs/privacy.md): every released figure noisy, a privacy budget per project.
+# mode = "exact" releases exact figures under the threshold rules only: a governance decision.
+[privacy]
+mode = "dp"
+epsilon_per_query = 1.0
+budget_per_project = 10.0
 """
 
 

@@ -5,10 +5,16 @@ Pure given a :class:`~omop.differential_privacy.NoisePlan` (OpenDP does the samp
 1. Noise every figure of every group the plan covers, including categories and histogram bins that hold
    nobody: which cells exist never depends on the data (all of ``SEX_LABELS``, all of ``AGE_BANDS``, every
    bin of the grid).
-2. Post-process the noisy values only: round, clamp at 0, and apply the exact-mode rules (threshold on the
-   person count, the row rule, the non-null/null pair rule, merging small categories and bins) to them.
-   Post-processing cannot weaken differential privacy, and the released shapes stay the ones the hub and
-   ``TrustResult`` already check.
+2. Post-process the noisy values only: round, clamp at 0, and apply the threshold and merging rules to
+   them (a noisy person count under T releases nothing; no released count is 1..T-1; small categories
+   and bins are merged). Post-processing cannot weaken differential privacy, and the released shapes stay
+   the ones the hub and ``TrustResult`` already check.
+
+   The exact-mode rules that compare *two* figures are not applied: the row rule (rows minus persons
+   small) and the pair rules (non-null vs null, persons with a value vs the cohort). They exist because a
+   difference of exact figures is exact; a difference of noisy figures is noisy. Applied to noise, they
+   would withhold figures at random (a cohort where everyone has a value gives ``persons - n`` of a few
+   units either way) while protecting nothing the noise does not already protect.
 
 A noisy figure is never compared with its exact value here, so nothing released depends on the data
 except through the noise.
@@ -21,7 +27,7 @@ from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import NoisePlan
-from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
+from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution
 from omop.numeric_disclosure import (
     RELEASED,
     cells_to_json,
@@ -38,6 +44,11 @@ def _noisy_table(
     """Every label of ``labels`` noised (absent ones as 0); unknown labels from the SQL cannot occur."""
     values = plan.noisy_ints(group, [int(counts.get(label, 0)) for label in labels])
     return {label: max(0, v) for label, v in zip(labels, values, strict=True)}
+
+
+def _unless_small(count: int, threshold: int) -> int | None:
+    """A noisy count, or ``None`` (withheld) when it is 1..T-1: no released count is ever small."""
+    return None if is_small(count, threshold) else count
 
 
 def noisy_cohort_figures(
@@ -62,13 +73,14 @@ def noisy_cohort_figures(
     rows = max(0, noisy_rows)
     released_rows: int | None = None
     released_columns: dict[str, ColumnCounts] | None = None
-    if rows >= threshold and not is_small(abs(rows - persons), threshold):
+    if rows >= threshold:
         released_rows = rows
         released_columns = {}
         for name, non_null in zip(names, noisy_non_null, strict=True):
             nn = min(max(0, non_null), rows)
-            kept_nn, kept_null = protect_pair(nn, rows - nn, threshold)
-            released_columns[name] = ColumnCounts(non_null=kept_nn, null=kept_null)
+            released_columns[name] = ColumnCounts(
+                non_null=_unless_small(nn, threshold), null=_unless_small(rows - nn, threshold)
+            )
     return {
         "status": "released",
         "detail": None,
@@ -89,15 +101,14 @@ def noisy_numeric(
     raw: Mapping[str, Any],
     bounds: Mapping[str, tuple[float, float]],
     histograms: Mapping[str, HistogramSpec],
-    released_persons: int,
     threshold: int,
 ) -> dict[str, dict[str, Any]]:
     """Per column: noisy ``n``, and ``mean`` and ``m2`` derived from the noisy centred clamped sums.
 
-    ``raw`` is what ``trust_worker.numeric_sql.clamped_statistics_sql`` returns; ``released_persons`` is
-    the (noisy) person count already released, against which the pair rule judges the persons without a
-    value. The mean is clamped into the bounds and ``m2`` into ``[0, n * half_width^2]``, the range the
-    exact figures must lie in: post-processing that only removes impossible values.
+    ``raw`` is what ``trust_worker.numeric_sql.clamped_statistics_sql`` returns. The mean is clamped into
+    the bounds and ``m2`` into ``[0, n * half_width^2]``, the range the exact figures must lie in:
+    post-processing that only removes impossible values. A column is released when its noisy ``n`` is at
+    least T (the pair rule of exact mode does not apply to noisy figures, see the module docstring).
     """
     out: dict[str, dict[str, Any]] = {}
     for name, stats in raw["columns"].items():
@@ -109,7 +120,7 @@ def noisy_numeric(
             plan.noisy_floats(f"numeric.{name}.sumsq", [float(stats["sumsq"])])[0],
         )
         n = max(0, noisy_n)
-        if n < threshold or is_small(released_persons - n, threshold):
+        if n < threshold:
             out[name] = suppressed_column()
             continue
         centred_mean = min(max(noisy_sum / n, -half), half)
@@ -118,7 +129,9 @@ def noisy_numeric(
         spec = histograms.get(name)
         if spec is not None:
             noisy_bins = plan.noisy_ints(f"numeric.{name}.histogram", [int(c) for c in stats["histogram"]])
-            cells = protect_histogram([max(0, c) for c in noisy_bins], threshold)
+            # a noisy total of 1..T-1 cannot be split into releasable cells: it is released as one empty
+            # cell over the whole grid, as any other small noisy count is not released as such
+            cells = protect_histogram([max(0, c) for c in noisy_bins], threshold) or [(0, spec.bins - 1, 0)]
             column["histogram"] = cells_to_json(spec, cells)
         out[name] = column
     return out

@@ -145,6 +145,14 @@ def admit(
         validated = validate(sql, policy.query_policy())
     except QueryRejected as exc:
         raise Inadmissible(exc.code, exc.message) from None
+    if request is not None:
+        try:
+            check_grids(request, policy.privacy)
+            if policy.privacy.dp:  # the columns named in the request; others are known only from their types
+                named = [*(request.columns or ()), *request.histograms]
+                resolve_bounds(list(dict.fromkeys(named)), request, policy.privacy)
+        except NumericRejected as exc:
+            raise Inadmissible(exc.code, exc.message) from None
     return request, validated
 
 
@@ -232,7 +240,7 @@ def _dp_figures(
             raise ExecutionFailed(
                 "data_changed", "the cohort's person count changed between the two statements (data changed)"
             )
-        figures["numeric"] = noisy_numeric(plan, raw, bounds, histograms, figures["person_count"], threshold)
+        figures["numeric"] = noisy_numeric(plan, raw, bounds, histograms, threshold)
     return statement, figures, plan, bounds
 
 

@@ -156,21 +156,30 @@ class Deployment(ABC):
         return self.state_dir(trust_id) / "executed.sqlite"
 
 
-def start(kind: str, directory: Path, *, persons: list[int]) -> Deployment:
-    """Start a deployment of ``kind`` with one trust per population in ``persons`` (t1, t2, …)."""
+def start(kind: str, directory: Path, *, persons: list[int], **privacy: Any) -> Deployment:
+    """Start a deployment of ``kind`` with one trust per population in ``persons`` (t1, t2, …).
+
+    Exact figures unless ``privacy`` says otherwise (``privacy="dp", epsilon=..., budget=...``): most
+    tests compare released figures with the databases.
+    """
     if kind == "local":
-        return LocalDeployment.up(directory, persons)
+        return LocalDeployment.up(directory, persons, **privacy)
     if kind == "compose":
         return ComposeDeployment.up(directory, persons)
     raise ValueError(f"unknown deployment kind {kind!r}")
 
 
 def running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str, persons: list[int]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    persons: list[int],
+    **privacy: Any,
 ) -> Iterator[Deployment]:
     """Body of a module-scoped fixture parametrized over ``KINDS``: start, yield, always stop."""
     kind = str(request.param)
-    deployment = start(kind, tmp_path_factory.mktemp(f"{name}-{kind}") / "federation", persons=persons)
+    directory = tmp_path_factory.mktemp(f"{name}-{kind}") / "federation"
+    deployment = start(kind, directory, persons=persons, **privacy)
     try:
         yield deployment
     finally:
@@ -185,10 +194,11 @@ class LocalDeployment(Deployment):
     state: Any = None  # omopfed.stack.StackState
 
     @classmethod
-    def up(cls, directory: Path, persons: list[int]) -> LocalDeployment:
+    def up(cls, directory: Path, persons: list[int], **privacy: Any) -> LocalDeployment:
         from omopfed import stack as stack_mod
 
-        state = stack_mod.up(directory, trusts=len(persons), persons=persons, privacy="exact")
+        settings = {"privacy": "exact", **privacy}
+        state = stack_mod.up(directory, trusts=len(persons), persons=persons, **settings)
         return cls(
             kind="local",
             trust_ids=list(state.trusts),
@@ -338,6 +348,9 @@ class ComposeDeployment(Deployment):
         (directory / "test.yml").write_text(spec.to_yaml(TEST_OVERRIDE))
         generate(directory, ids)
         fed = directory / spec.GENERATED_DIR
+        for trust_id in ids:  # these tests compare figures with the databases: exact mode
+            policy = directory / spec.policy_file(trust_id)
+            policy.write_text(policy.read_text().replace('mode = "dp"', 'mode = "exact"'))
         redis_port = free_port()
         dep = cls(
             kind="compose",

@@ -171,3 +171,47 @@ def test_temp_file_limit_reaches_the_executor_limits(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["0", "-1", "1048577", '"512"', "512.5"])
 def test_nonsense_temp_file_limit_is_refused(tmp_path: Path, value: str) -> None:
     assert "temp_file_limit_mb" in _error(tmp_path, f"temp_file_limit_mb = {value}\n")
+
+
+def test_privacy_defaults_to_dp_with_documented_settings() -> None:
+    privacy = TrustPolicy().privacy
+    assert privacy.dp and privacy.mode == "dp"
+    assert (privacy.epsilon_per_query, privacy.budget_per_project) == (1.0, 10.0)
+    assert (privacy.max_rows_per_person, privacy.max_histogram_bins, privacy.bounds) == (10, 100, {})
+
+
+def test_privacy_table_is_read(tmp_path: Path) -> None:
+    policy = load_policy(
+        _write(
+            tmp_path,
+            '[privacy]\nmode = "exact"\nepsilon_per_query = 0.5\nbudget_per_project = 4\n'
+            "max_rows_per_person = 3\nmax_histogram_bins = 20\n[privacy.bounds]\nbmi = [10, 70.5]\n",
+        )
+    )
+    assert not policy.privacy.dp
+    assert policy.privacy.epsilon_per_query == 0.5 and policy.privacy.budget_per_project == 4
+    assert policy.privacy.bounds == {"bmi": (10.0, 70.5)}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[privacy]\nmode = "noisy"\n', 'privacy.mode: must be "dp" or "exact"'),
+        ("[privacy]\nmode = 1\n", 'privacy.mode: must be "dp" or "exact"'),
+        ("[privacy]\nepsilon_per_query = 0\n", "privacy.epsilon_per_query: Input should be greater than 0"),
+        ("[privacy]\nepsilon_per_query = 11\n", "privacy.epsilon_per_query: Input should be less than"),
+        ('[privacy]\nepsilon_per_query = "1"\n', "privacy.epsilon_per_query"),
+        ("[privacy]\nepsilon_per_query = nan\n", "privacy.epsilon_per_query"),
+        ("[privacy]\nbudget_per_project = 0.5\n", "cannot pay for one query"),
+        ("[privacy]\nmax_rows_per_person = 0\n", "privacy.max_rows_per_person"),
+        ("[privacy]\nmax_histogram_bins = 5000\n", "privacy.max_histogram_bins"),
+        ("[privacy]\nepsilon = 1\n", "privacy.epsilon: unknown key"),
+        ("[privacy.bounds]\nbmi = [70, 10]\n", "bmi: lower bound 70 must be below the upper bound 10"),
+        ("[privacy.bounds]\nbmi = [0, 1e12]\n", "bmi: bounds must be finite numbers within"),
+        ("[privacy.bounds]\nbmi = [0, inf]\n", "bmi: bounds must be finite numbers within"),
+        ('[privacy.bounds]\nbmi = [0, "9"]\n', "privacy.bounds"),
+        ("[privacy.bounds]\nbmi = [1, 2, 3]\n", "privacy.bounds"),
+    ],
+)
+def test_nonsense_privacy_settings_are_one_line_errors(tmp_path: Path, text: str, needle: str) -> None:
+    assert needle in _error(tmp_path, text)
