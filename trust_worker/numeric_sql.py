@@ -275,8 +275,12 @@ def clamped_statistics_sql(
             f"least(greatest(vals.v{i}, {_float_literal(lower)}), {_float_literal(upper)}) "
             f"- {_float_literal(mid)}"
         )
+    # GREATEST and LEAST ignore NULLs in PostgreSQL (greatest(NULL, 10) is 10), so a person without a value
+    # must be filtered out explicitly, or they would count as the lower bound
     sums = ",\n    ".join(
-        f"count(vals.v{i}) AS p{i}, coalesce(sum({c}), 0) AS s{i}, coalesce(sum(({c}) * ({c})), 0) AS q{i}"
+        f"count(vals.v{i}) AS p{i}, "
+        f"coalesce(sum({c}) FILTER (WHERE vals.v{i} IS NOT NULL), 0) AS s{i}, "
+        f"coalesce(sum(({c}) * ({c})) FILTER (WHERE vals.v{i} IS NOT NULL), 0) AS q{i}"
         for i, c in enumerate(centred)
     )
     entries = []

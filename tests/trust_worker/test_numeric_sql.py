@@ -27,6 +27,7 @@ from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_databa
 from trust_worker.executor import ExecutionFailed, ReaderExecutor
 from trust_worker.numeric_sql import (
     NumericRejected,
+    clamped_statistics_sql,
     column_types_sql,
     numeric_statistics_sql,
     resolve_columns,
@@ -427,3 +428,42 @@ def test_flower_example_validates_and_runs_as_reader(trusts: list[OmopDb]) -> No
     )
     assert raw["cohort_persons"] == with_any == raw["columns"]["age"]["persons"]
     assert released["bmi"]["n"] == with_bmi
+
+
+def test_clamped_sums_for_dp_match_direct_sql_with_missing_and_out_of_bound_values(
+    trusts: list[OmopDb],
+) -> None:
+    """dp mode's raw figures: persons with a value, sums of clamped values centred on the midpoint.
+
+    Month of birth clamped to [3, 9] (values below and above the bounds), missing for some persons:
+    a person without a value must not count as the lower bound (PostgreSQL's GREATEST ignores NULLs).
+    """
+    db = trusts[0]
+    cohort = (
+        "SELECT p.person_id, CASE WHEN p.day_of_birth % 3 = 0 THEN NULL "
+        "ELSE CAST(p.month_of_birth AS NUMERIC) END AS month FROM omop.person AS p"
+    )
+    executor = ReaderExecutor(db.reader_url)
+    try:
+        (raw,) = executor.fetch_one(
+            clamped_statistics_sql(
+                cohort, ["month"], {"month": (3.0, 9.0)}, {"month": HistogramSpec(0, 12, 4)}
+            ),
+            LIMITS,
+        )
+    finally:
+        executor.close()
+    (persons,) = direct_one(
+        db.admin_url, "SELECT count(*) FROM omop.person WHERE day_of_birth % 3 <> 0 OR day_of_birth IS NULL"
+    )
+    _, total, squares = direct_one(
+        db.admin_url,
+        "SELECT count(m), sum(least(greatest(m, 3), 9) - 6), sum((least(greatest(m, 3), 9) - 6) ^ 2) "
+        "FROM (SELECT CASE WHEN day_of_birth % 3 = 0 THEN NULL ELSE month_of_birth END AS m "
+        "FROM omop.person) v WHERE m IS NOT NULL",
+    )
+    month = raw["columns"]["month"]
+    assert raw["cohort_persons"] == 1200
+    assert 0 < persons < 1200 and month["persons"] == persons
+    assert rel_close(month["sum"], float(total), 1e-12) and rel_close(month["sumsq"], float(squares), 1e-12)
+    assert sum(month["histogram"]) == persons  # bins count the (unclamped) values with a value
