@@ -75,7 +75,7 @@ def check_cmd(
         }
     else:
         result = answer.result.model_dump(mode="json", exclude_none=False)
-        view = {k: result[k] for k in ("status", "detail", "reason_code", "threshold")}
+        view = {k: result[k] for k in ("status", "detail", "reason_code", "threshold", "privacy")}
         if answer.result.status == "released":
             view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
         failure = answer.execution.get("failure")
@@ -99,6 +99,16 @@ def _render_check(view: dict[str, Any]) -> None:
             markup=False,
             highlight=False,
         )
+    privacy = view.get("privacy") or {}
+    if privacy.get("mode") == "dp":
+        out.print(
+            f"privacy: dp, epsilon {privacy.get('epsilon')} per query: these figures carry noise, as the hub "
+            "would get them (a check spends no budget)",
+            markup=False,
+            highlight=False,
+        )
+    elif privacy.get("mode") == "exact":
+        out.print("privacy: exact (threshold and merging rules only)", markup=False, highlight=False)
     if view["status"] != "released":
         return
     out.print(f"persons: {view['person_count']}   rows: {view['row_count']}   threshold: {view['threshold']}")

@@ -14,6 +14,7 @@ from omop.disclosure import is_small
 from omop.numeric_disclosure import (
     NUMERIC_SUPPRESSED_DETAIL,
     Cell,
+    absorb_empty_cells,
     cells_from_json,
     check_cells,
     check_released_numeric,
@@ -270,3 +271,40 @@ def test_released_numeric_survives_the_signed_result_round_trip() -> None:
     back = parse_result(canonical_json(result))
     assert back.numeric == numeric
     check_released_numeric(back.numeric, T)
+
+
+# -- exact mode: empty bins never mark where the data starts or stops ----------------------------------
+
+
+def test_empty_bins_are_folded_into_their_neighbours() -> None:
+    assert absorb_empty_cells([(0, 0, 0), (1, 1, 12), (2, 3, 0), (4, 4, 15), (5, 5, 0)]) == [
+        (0, 3, 12),  # the leading empty bin joins the first full one, the next empty run the one before it
+        (4, 5, 15),
+    ]
+    assert absorb_empty_cells([(0, 2, 0)]) == [(0, 2, 0)]  # nothing at all: one empty cell
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(15, 45, allow_nan=False), min_size=10, max_size=300),
+    bins=st.integers(10, 1000),
+)
+def test_a_fine_grid_does_not_locate_the_minimum_or_maximum(values: list[float], bins: int) -> None:
+    """The attack on the shipped rules: a 1,000-bin grid released empty cells one by one, so the first and
+    last non-empty bins located the minimum and maximum to the bin width. Now the first released cell runs
+    from the (open) lower end to at least the bin of the T-th smallest value, the last one from at most the
+    bin of the T-th largest value to the (open) upper end, and every cell holds at least T persons."""
+    spec = HistogramSpec(15.0, 45.0, bins)
+    index = [min(bins - 1, max(0, int((v - spec.lower) / spec.width))) for v in values]
+    counts = [0] * bins
+    for i in index:
+        counts[i] += 1
+    released = protect_column(
+        {"persons": len(values), "mean": 30.0, "m2": 1.0, "histogram": counts}, len(values), T, spec
+    )
+    cells = [(c["first"], c["last"], c["count"]) for c in released["histogram"]["cells"]]
+    check_cells(cells, bins, T)
+    assert all(count >= T for _, _, count in cells)
+    ordered = sorted(index)
+    assert cells[0][0] == 0 and cells[0][1] >= ordered[T - 1]
+    assert cells[-1][1] == bins - 1 and cells[-1][0] <= ordered[-T]

@@ -714,7 +714,12 @@ def test_generated_deployment_runs_end_to_end_as_processes(tmp_path: Path) -> No
         )
         assert submit.returncode == 0, submit.stderr
         report = json.loads(submit.stdout)
-        assert report["status"] == "complete" and report["federated"]["person_count"] == 120
+        assert report["status"] == "complete"
+        # the generated policy is dp (the default): the count is noisy, and the hub says by how much
+        fed_figures = report["federated"]
+        margin = fed_figures["margins"]["person_count"]
+        assert margin is not None and abs(fed_figures["person_count"] - 120) <= 3 * margin
+        assert report["trusts"]["t1"]["privacy"]["mode"] == "dp"
         audit = [json.loads(line) for line in (fed / "state" / "t1" / "audit.jsonl").read_text().splitlines()]
         assert [entry["decision"] for entry in audit] == ["released"]
     finally:

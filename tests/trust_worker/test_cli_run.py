@@ -263,3 +263,18 @@ def test_audit_lists_and_verifies(tmp_path: Path) -> None:
     (tmp_path / "audit.jsonl").write_text(lines[1] + "\n" + lines[2] + "\n")
     broken = omopfed("trust", "audit", "--state-dir", str(tmp_path), "--verify")
     assert broken.returncode == 1 and "line 1" in broken.stderr
+
+
+def test_check_in_dp_mode_shows_noisy_figures_and_says_so(omop_db: OmopDb, tmp_path: Path) -> None:
+    from omop.synthetic import seed
+
+    seed(omop_db.admin_url, persons=300, seed=2)
+    args = ["trust", "check", "--db-url", omop_db.reader_url, "--sql-file"]
+    args.append(sql_file(tmp_path, "SELECT person_id FROM person"))
+    proc = omopfed(*args, "--json")  # no policy file: the default, dp
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["privacy"]["mode"] == "dp" and out["privacy"]["scales"]["person_count"] == pytest.approx(2.5)
+    assert abs(out["person_count"] - 300) <= 60  # noise of scale 2.5: beyond 60 has probability < 1e-10
+    human = omopfed(*args)
+    assert human.returncode == 0 and "privacy: dp, epsilon 1.0 per query" in human.stdout
