@@ -159,9 +159,9 @@ def _eunomia_run(ctx: Context, _stack: Stack | None) -> Row:
         )
         store = HubStore(settings.hub_store_url)
         named = {"celecoxib": _exposed(concepts.CELECOXIB), "diclofenac": _exposed(concepts.DICLOFENAC)}
-        for label, sql, reference in EUNOMIA_REFERENCE:
+        for number, (label, sql, reference) in enumerate(EUNOMIA_REFERENCE):
             sub = submit(
-                settings, store, sql=named.get(sql, sql), timeout_s=60, project_id=f"bench-{label[:8]}"
+                settings, store, sql=named.get(sql, sql), timeout_s=60, project_id=f"bench-eunomia-{number}"
             )
             report = query_report(wait_for(store, sub.query_id))
             fed = report["federated"]

@@ -6,6 +6,7 @@ refused here, exit code 2), but the trusts enforce it regardless.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from omop.crypto import sign_task
 from omop.errors import OmopFedError, UsageError
 from omop.keys import load_hub_private, load_trust_registry
 from omop.numeric_spec import NumericRequest, precheck_columns
-from omop.protocol import MAX_TASK_LIFETIME, CohortTask, TaskKind, check_trust_id, new_query_id
+from omop.protocol import (
+    MAX_TASK_LIFETIME,
+    PROJECT_ID_PATTERN,
+    CohortTask,
+    TaskKind,
+    check_trust_id,
+    new_query_id,
+)
 from omop.sql_policy import QueryPolicy, QueryRejected, ValidatedQuery, validate
 from omop.transport import TASK_NAME, task_message_id, trust_queue
 
@@ -82,6 +90,11 @@ def submit(
     numeric: NumericRequest | None = None,
 ) -> Submission:
     """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's."""
+    if not re.fullmatch(PROJECT_ID_PATTERN, project_id):
+        raise UsageError(
+            f"--project {project_id!r} is not a project id: 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
     precheck(sql, settings.extra_allowed_functions, numeric)
     options: dict[str, Any] = numeric.to_options() if numeric is not None else {}
     keys = load_hub_private(settings.hub_keys_dir)

@@ -100,6 +100,8 @@ def test_result_and_status_read_the_store(deployment: Deployment) -> None:
         (["--sql-file", "/nonexistent/q.sql"], "cannot read"),
         ([], "exactly one of"),
         (["--sql", ALL_SQL, "--timeout", "-1"], "timeout"),
+        (["--sql", ALL_SQL, "--project", "GI bleed"], "is not a project id"),
+        (["--sql", ALL_SQL, "--project", "x" * 65], "is not a project id"),
     ],
 )
 def test_bad_submissions_exit_2_with_one_line(deployment: Deployment, args: list[str], message: str) -> None:
