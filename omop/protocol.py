@@ -4,16 +4,18 @@ Both sides import this module and nothing of each other, so every message a trus
 defined here. The models are strict (no silent coercion), reject unknown fields and are frozen: a message is
 a value, not a mutable object that a handler could change after it was checked.
 
-Two messages travel over Celery:
+Two messages travel through the broker (``docs/transport.md``):
 
-- ``SignedTask`` (hub → ``trust.<id>``): the canonical JSON bytes of a ``CohortTask``, the hub's Ed25519
-  signature over those bytes and the hub key id. The trust verifies the signature over the exact bytes it
-  received and only then parses them (``omop.crypto.verify_task``); nothing is re-serialised in between, so
-  what was signed is exactly what is executed.
-- ``ResultEnvelope`` (trust → ``hub.results``): a ``TrustResult`` encrypted to the hub and signed by the
-  trust (``omop.crypto.seal_result`` / ``open_result``).
+- ``SignedTask`` (hub → the trust's Celery queue ``trust.<id>``): the canonical JSON bytes of a
+  ``CohortTask``, the hub's Ed25519 signature over those bytes and the hub key id. The trust verifies the
+  signature over the exact bytes it received and only then parses them (``omop.crypto.verify_task``);
+  nothing is re-serialised in between, so what was signed is exactly what is executed.
+- ``ResultEnvelope`` (trust → its own results list ``hub.results.<id>``, pushed with ``RPUSH``, not a
+  Celery message): a ``TrustResult`` encrypted to the hub and signed by the trust
+  (``omop.crypto.seal_result`` / ``open_result``).
 
-Celery messages are JSON, so both have ``to_wire()`` (a dict of str/int) and ``from_wire(obj)``. Anything
+Both travel as JSON (a task as the argument of a Celery task, an answer as a JSON string on the list), so
+both have ``to_wire()`` (a dict of str/int) and ``from_wire(obj)``. Anything
 malformed coming off the wire — not a dict, missing or extra fields, wrong types, bad base64, wrong version —
 raises one exception type, ``ProtocolError``, so a worker has exactly one thing to catch.
 """
@@ -165,7 +167,10 @@ class CohortTask(_Message):
     """One question for one trust. The hub signs its canonical bytes; the trust executes it at most once.
 
     ``sql`` is the researcher's cohort query (validated at the trust by the SQL policy, never trusted);
-    ``statistics`` names the aggregates wanted; ``options`` carries parameters of later task kinds.
+    ``statistics`` names the figure groups the hub asks for (``person_count``, ``row_count``, ``columns``,
+    ``sex``, ``age``, plus ``numeric`` with a numeric request); a trust does not read it: it answers the
+    cohort figures, and numeric statistics when ``options`` carries a numeric request (one JSON string under
+    the key ``numeric``, see ``omop.numeric_spec``), the only option today.
     The task is valid from ``issued_at`` (give or take clock skew) until ``expires_at``.
     """
 
@@ -252,8 +257,11 @@ class TrustResult(_Message):
     The privacy contract is checked here as well as in the trust's disclosure code, so that neither side
     can build or accept a message that breaks it: only ``released`` carries figures; a released result has
     ``person_count >= threshold``; every released count in ``sex``, ``age`` and ``columns`` is 0 or at least
-    the threshold; and the threshold itself is never below ``MINIMUM_THRESHOLD``. ``numeric`` is free-form
-    for later task kinds and is checked by their own code.
+    the threshold; and the threshold itself is never below ``MINIMUM_THRESHOLD``. ``numeric`` (per-column
+    figures of a numeric request) is checked here too, by ``omop.numeric_disclosure.check_released_numeric``
+    (in dp mode without requiring histogram cells to add up to ``n``: each cell carries its own noise). In dp
+    mode the figures are noisy and the same rules hold for the noisy values; ``privacy`` says which mode the
+    trust answered in and, in dp mode, the epsilon charged and the noise scales.
 
     An answer says nothing about *how* the query ran: there is no duration field, an execution failure
     carries exactly ``EXECUTION_FAILED_DETAIL`` (enforced here), and ``produced_at`` is the time the trust
@@ -287,7 +295,10 @@ class TrustResult(_Message):
     @field_validator("detail", mode="before")
     @classmethod
     def _shorten_detail(cls, value: object) -> object:
-        """A database error text can be long; the result carries its beginning rather than failing."""
+        """A rejection message can be long; the result carries its beginning rather than failing.
+
+        No database error text is ever a detail: every execution failure is ``EXECUTION_FAILED_DETAIL``.
+        """
         if isinstance(value, str) and len(value) > MAX_DETAIL_CHARS:
             return value[: MAX_DETAIL_CHARS - 3] + "..."
         return value
