@@ -1,12 +1,16 @@
-"""``omopfed demo``: a federation on this machine, three illustrative questions, then everything stopped.
+"""``omopfed demo``: a federation on this machine, four illustrative questions, then everything stopped.
 
 The trusts are deliberately unequal in size so the third question shows a small trust suppressing its
-answer while the others release theirs.
+answer while the others release theirs (in dp mode, the default, whether it does depends on the noise).
+The fourth is Flower's six-feature job, whose SQL ships in the package
+(``omopfed/examples/flower-six-features.sql``) and is read with ``importlib.resources``, so the demo runs
+from a wheel or the Docker image as well as from a checkout.
 """
 
 from __future__ import annotations
 
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
@@ -22,8 +26,8 @@ from omop.numeric_spec import NumericRequest
 from omop.settings import load
 from omopfed import stack as stack_mod
 
-# The demo runs from a checkout (make demo): the example queries live in the repository's examples/.
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: The example queries and policy, shipped inside the package (the repository's examples/ is a copy).
+EXAMPLES = files("omopfed") / "examples"
 FLOWER_SQL = (EXAMPLES / "flower-six-features.sql").read_text(encoding="utf-8")
 
 QUERIES: tuple[tuple[str, str, NumericRequest | None], ...] = (
@@ -87,7 +91,9 @@ def run_demo(directory: Path, *, trusts: int = 3, persons: int = 2000) -> None:
         for title, sql, numeric in QUERIES:
             console.print(Rule(title))
             console.print(
-                sql if numeric is None else "(examples/flower-six-features.sql)", style="dim", highlight=False
+                sql if numeric is None else "(omopfed/examples/flower-six-features.sql)",
+                style="dim",
+                highlight=False,
             )
             t0 = time.perf_counter()
             sub = submit(settings, store, sql=sql, timeout_s=30, project_id="demo", numeric=numeric)
