@@ -1,44 +1,36 @@
-"""Summary statistics for repeated measurements: pure functions over lists of floats.
+"""Summary statistics for repeated measurements: what the standard library's ``statistics`` lacks.
 
-Percentiles interpolate linearly between closest ranks (the same definition as numpy's default and
-``statistics.quantiles(..., method="inclusive")``), so a p95 over 50 samples is not just the 48th value.
+Suites use ``statistics.median``, ``statistics.fmean`` and ``statistics.stdev`` directly. This module adds
+only the conventions a benchmark needs on top of them: a percentile of any sample, one value included
+(``statistics.quantiles`` needs two), a standard deviation that is 0 for one value, the one summary dict
+every suite reports, and a ratio that is None instead of a division by zero.
+
+Percentiles are ``statistics.quantiles(..., method="inclusive")``: linear interpolation between closest
+ranks (numpy's default too), so a p95 over 50 samples is not just the 48th value.
 """
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Sequence
 
 
-def percentile(values: Sequence[float], p: float) -> float:
+def percentile(values: Sequence[float], p: int) -> float:
     """The ``p``-th percentile (0..100) of ``values``, linear interpolation between closest ranks."""
     if not values:
         raise ValueError("percentile of an empty sample")
     if not 0 <= p <= 100:
         raise ValueError(f"percentile must be within 0..100 (got {p})")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median(values: Sequence[float]) -> float:
-    return percentile(values, 50)
-
-
-def mean(values: Sequence[float]) -> float:
-    if not values:
-        raise ValueError("mean of an empty sample")
-    return math.fsum(values) / len(values)
+    if p == 0 or len(values) == 1:
+        return min(values)
+    if p == 100:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
 def sample_sd(values: Sequence[float]) -> float:
-    """Sample standard deviation (n - 1); 0 for a single value."""
-    if len(values) < 2:
-        return 0.0
-    m = mean(values)
-    return math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
+    """Sample standard deviation (n - 1), ``statistics.stdev``; 0 for a single value."""
+    return statistics.stdev(values) if len(values) >= 2 else 0.0
 
 
 def summary(values: Sequence[float], digits: int = 3) -> dict[str, float | int]:
@@ -46,9 +38,9 @@ def summary(values: Sequence[float], digits: int = 3) -> dict[str, float | int]:
     if not values:
         return {"n": 0}
     stats = {
-        "median": median(values),
+        "median": statistics.median(values),
         "p95": percentile(values, 95),
-        "mean": mean(values),
+        "mean": statistics.fmean(values),
         "sd": sample_sd(values),
         "min": min(values),
         "max": max(values),

@@ -23,13 +23,14 @@ import json
 import threading
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from benchmarks.commands import EXAMPLES, last_line, omopfed_command, run_timed
 from benchmarks.config import Config
 from benchmarks.roundtrip import round_trip
 from benchmarks.stacks import Stack, audit_elapsed_ms
-from benchmarks.stats import median, ratio, summary
+from benchmarks.stats import ratio, summary
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
 from omop.db import connect
 from omop.sql_policy import validate

@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from statistics import median
 from typing import Any
 
 from benchmarks.config import Config
 from benchmarks.stacks import Stack
-from benchmarks.stats import median
+from benchmarks.stats import percentile
 from benchmarks.suite import Context, Plan, Row, Unit
 
 NAME = "privacy"
 SIZES = (100, 1_000, 10_000)
 TRUSTS = 3
 BOUNDS = (10.0, 70.0)
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def _error_run(ctx: Context, _stack: Stack | None) -> Row:
@@ -108,10 +104,10 @@ def _error_run(ctx: Context, _stack: Stack | None) -> Row:
                 "trusts": TRUSTS,
                 "draws": draws,
                 "count_rel_error_median": median(count_err),
-                "count_rel_error_p95": _percentile(count_err, 0.95),
+                "count_rel_error_p95": percentile(count_err, 95),
                 "count_coverage": count_inside / max(1, len(count_err)),
                 "mean_rel_error_median": median(mean_err) if mean_err else None,
-                "mean_rel_error_p95": _percentile(mean_err, 0.95) if mean_err else None,
+                "mean_rel_error_p95": percentile(mean_err, 95) if mean_err else None,
                 "mean_coverage": mean_inside / max(1, len(mean_err)),
                 "mean_released": len(mean_err) / draws,
             }

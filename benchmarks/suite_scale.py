@@ -10,13 +10,14 @@ PostgreSQL servers and 32 worker processes on one machine.
 from __future__ import annotations
 
 import itertools
+from statistics import median
 from typing import Any
 
 from benchmarks.config import Config
 from benchmarks.procmem import meminfo_kb, rss_kb, tree_pss_kb
 from benchmarks.roundtrip import RoundTrip, round_trip
 from benchmarks.stacks import Stack, ledger_times
-from benchmarks.stats import median, summary
+from benchmarks.stats import summary
 from benchmarks.submit_parts import profile_submit
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
 
