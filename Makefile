@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-services demo lint typecheck check clean bench bench-quick
+.PHONY: venv test unit test-services demo lint typecheck check clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast tests that need no PostgreSQL or Redis server (neither embedded nor system ones).
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not services" $(PYTEST_ARGS)
+
 # The database/broker tests only, e.g. against system servers named by OMOPFED_TEST_PG_URL / OMOPFED_TEST_REDIS_URL.
 # Whole-federation tests start their own embedded servers anyway, so they are not repeated here.
 test-services: $(STAMP)
@@ -31,9 +35,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy --strict over the packages and tests/ ([tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Everything a reviewer runs: ruff check, ruff format --check, mypy --strict, then the whole test suite.
 check: lint typecheck test
 
 # Benchmarks start their own local federations, write benchmarks/results/<date>.json and the tables in

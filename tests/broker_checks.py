@@ -56,8 +56,8 @@ def expected_config_get(directive: str, value: str) -> str:
     return value
 
 
-def config_get_all(client: redis.Redis, directives: list[str]) -> dict[str, str]:
-    answer: dict[str, str] = {}
+def config_get_all(client: redis.Redis, directives: list[str]) -> dict[str, str | None]:
+    answer: dict[str, str | None] = {}
     for directive in directives:
         got = client.config_get(directive)
         answer[directive] = got.get(directive, "<missing>")

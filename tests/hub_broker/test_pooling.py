@@ -1,3 +1,5 @@
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -5,7 +7,7 @@ from hub_broker.pooling import add_counts, overall_status, pool_released
 
 
 def test_pooled_figures_are_sums_of_released_answers_only() -> None:
-    results = [
+    results: list[dict[str, Any]] = [
         {"status": "released", "person_count": 40, "sex": {"Male": 20, "Female": 20}, "age": {"50-59": 40}},
         {"status": "released", "person_count": 25, "sex": {"Male": 10, "Female": 15}, "age": {"50-59": 25}},
         {"status": "suppressed"},

@@ -33,7 +33,9 @@ def _client(server: EmbeddedValkey, acl_dir: Path, user: str) -> redis.Redis:
     return redis.Redis.from_url(server.url(user, pw))
 
 
-def test_trust_user_reaches_only_its_own_queue_and_can_only_push_its_own_results(acl_server) -> None:
+def test_trust_user_reaches_only_its_own_queue_and_can_only_push_its_own_results(
+    acl_server: tuple[EmbeddedValkey, Path],
+) -> None:
     server, acl_dir = acl_server
     a = _client(server, acl_dir, trust_user("a"))
     hub = _client(server, acl_dir, HUB_USER)
@@ -83,7 +85,7 @@ def test_trust_user_reaches_only_its_own_queue_and_can_only_push_its_own_results
     assert hub.type("hub.results.a") == b"list"
 
 
-def test_default_user_is_off_and_wrong_passwords_fail(acl_server) -> None:
+def test_default_user_is_off_and_wrong_passwords_fail(acl_server: tuple[EmbeddedValkey, Path]) -> None:
     server, _ = acl_server
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis.from_url(server.url()).ping()
@@ -91,7 +93,9 @@ def test_default_user_is_off_and_wrong_passwords_fail(acl_server) -> None:
         redis.Redis.from_url(server.url(trust_user("a"), "wrong")).ping()
 
 
-def test_acl_file_holds_no_plaintext_password_and_rerun_keeps_passwords(acl_server, tmp_path: Path) -> None:
+def test_acl_file_holds_no_plaintext_password_and_rerun_keeps_passwords(
+    acl_server: tuple[EmbeddedValkey, Path], tmp_path: Path
+) -> None:
     _, acl_dir = acl_server
     pw = password_file(acl_dir, trust_user("a")).read_text().strip()
     assert pw not in (acl_dir / "users.acl").read_text()

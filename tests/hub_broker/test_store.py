@@ -1,15 +1,22 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hub_broker.finalize import finalize_if_due
-from hub_broker.store import HubStore, utcnow
+from hub_broker.store import HubStore, Query, utcnow
 from omop.errors import OmopFedError
 
 
 def _store(tmp_path: Path) -> HubStore:
     return HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+
+
+def _finalized(store: HubStore, query_id: str, now: datetime | None = None) -> Query:
+    """``finalize_if_due`` for a query the test created (so never None)."""
+    query = finalize_if_due(store, query_id, now=now)
+    assert query is not None
+    return query
 
 
 def _released(n: int, sex: dict[str, int]) -> dict[str, object]:
@@ -31,16 +38,18 @@ def test_each_answer_is_stored_once_and_the_query_finalises_when_all_answered(tm
         == "stored"
     )
     assert store.record_answer("q1", "a", "released", None, _released(99, {"Male": 99})) == "duplicate"
-    assert finalize_if_due(store, "q1").status == "pending"  # b has not answered, deadline not reached
+    assert _finalized(store, "q1").status == "pending"  # b has not answered, deadline not reached
     assert (
         store.record_answer("q1", "b", "released", None, _released(20, {"Male": 10, "Female": 10}))
         == "stored"
     )
-    query = finalize_if_due(store, "q1")
+    query = _finalized(store, "q1")
     assert query.status == "complete"
+    assert query.pooled is not None
     assert query.pooled["person_count"] == 50
     assert query.pooled["sex"] == {"Male": 22, "Female": 28}
     answer_a = next(a for a in query.answers if a.trust_id == "a")
+    assert answer_a.result is not None
     assert (answer_a.deliveries, answer_a.result["person_count"]) == (2, 30)
 
 
@@ -55,7 +64,7 @@ def test_deadline_marks_missing_trusts_timeout(tmp_path: Path) -> None:
         deadline_at=utcnow() + timedelta(seconds=30),
     )
     store.record_answer("q2", "a", "released", None, _released(15, {"Male": 15}))
-    query = finalize_if_due(store, "q2", now=utcnow() + timedelta(seconds=31))
+    query = _finalized(store, "q2", now=utcnow() + timedelta(seconds=31))
     assert query.status == "partial"
     assert {a.trust_id: a.status for a in query.answers} == {"a": "released", "b": "timeout"}
     assert (

@@ -30,7 +30,9 @@ def test_embedded_postgres_starts_authenticates_and_cleans_up(tmp_path: Path) ->
 @pytest.mark.services
 @pytest.mark.parametrize("maxmemory", [None, "64mb"])
 def test_embedded_valkey_has_broker_settings_and_cleans_up(tmp_path: Path, maxmemory: str | None) -> None:
-    server = start_valkey(tmp_path / "vk", **({"maxmemory": maxmemory} if maxmemory else {}))
+    server = (
+        start_valkey(tmp_path / "vk", maxmemory=maxmemory) if maxmemory else start_valkey(tmp_path / "vk")
+    )
     try:
         settings = parse_config_file((tmp_path / "vk" / "valkey.conf").read_text())
         client = redis.Redis.from_url(server.url(), decode_responses=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
 import redis
 
 from tests.broker_checks import refused_by_broker
-from tests.omopfed.deployments import Deployment, running
+from tests.omopfed.deployments import LocalDeployment, running
 from tests.omopfed.federation_helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -29,11 +29,14 @@ SQL = "SELECT person_id FROM person"
 @pytest.fixture(scope="module", params=["local"])
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    yield from running(request, tmp_path_factory, "attacks", persons=[150, 150, 150])
+) -> Iterator[LocalDeployment]:
+    # params=["local"]: running() starts a LocalDeployment
+    yield from cast(
+        Iterator[LocalDeployment], running(request, tmp_path_factory, "attacks", persons=[150, 150, 150])
+    )
 
 
-def _everyone_answers(deployment: Deployment) -> None:
+def _everyone_answers(deployment: LocalDeployment) -> None:
     code, report = deployment.submit_json("--sql", SQL, "--timeout", "60")
     assert code == 0, report
     assert {t: a["status"] for t, a in report["trusts"].items()} == {
@@ -43,7 +46,7 @@ def _everyone_answers(deployment: Deployment) -> None:
     }
 
 
-def test_broker_commands_that_hurt_others_are_refused(deployment: Deployment) -> None:
+def test_broker_commands_that_hurt_others_are_refused(deployment: LocalDeployment) -> None:
     t1 = redis.Redis.from_url(deployment.trust_broker_url("t1"), socket_timeout=20)
     hub = redis.Redis.from_url(deployment.hub_redis_url)
     attacks = {
@@ -69,12 +72,12 @@ def test_broker_commands_that_hurt_others_are_refused(deployment: Deployment) ->
     _everyone_answers(deployment)
 
 
-def test_the_reducer_survives_anything_a_trust_pushes(deployment: Deployment) -> None:
+def test_the_reducer_survives_anything_a_trust_pushes(deployment: LocalDeployment) -> None:
     t1 = redis.Redis.from_url(deployment.trust_broker_url("t1"))
     store = deployment.hub_store()
     before = len(store.refused())
     # a Celery built-in task that once made the reducer publish 20 messages into t2's queue
-    group = {
+    group: dict[str, Any] = {
         "body": "W1tdLCB7fSwgeyJjYWxsYmFja3MiOiBudWxsfV0=",
         "headers": {"task": "celery.group", "id": "x", "lang": "py", "argsrepr": "()", "kwargsrepr": "{}"},
         "properties": {"delivery_tag": "t", "body_encoding": "base64", "delivery_info": {}},
@@ -115,7 +118,7 @@ def test_the_reducer_survives_anything_a_trust_pushes(deployment: Deployment) ->
     assert depths["trust.t2"]["refused"] == 0
 
 
-def _a_sealed_answer(deployment: Deployment, trust_id: str) -> dict[str, Any]:
+def _a_sealed_answer(deployment: LocalDeployment, trust_id: str) -> dict[str, Any]:
     import sqlite3
 
     _everyone_answers(deployment)  # makes sure the ledger holds one
@@ -130,7 +133,7 @@ def _a_sealed_answer(deployment: Deployment, trust_id: str) -> dict[str, Any]:
     return wire
 
 
-def _running_in_ledger(deployment: Deployment, trust_id: str) -> int:
+def _running_in_ledger(deployment: LocalDeployment, trust_id: str) -> int:
     """Queries the trust's ledger records as started and not finished."""
     import sqlite3
 
@@ -142,7 +145,7 @@ def _running_in_ledger(deployment: Deployment, trust_id: str) -> int:
     return int(count)
 
 
-def test_a_worker_killed_mid_task_comes_back_and_answers_it(deployment: Deployment) -> None:
+def test_a_worker_killed_mid_task_comes_back_and_answers_it(deployment: LocalDeployment) -> None:
     hub = redis.Redis.from_url(deployment.hub_redis_url)
     proc_code: list[Any] = []
     import threading

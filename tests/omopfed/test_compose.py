@@ -536,7 +536,7 @@ def local_url(url: str, port: int, ca: Path) -> str:
 
 def test_tls_urls_require_a_verified_certificate(tls_broker: tuple[Path, int]) -> None:
     import redis
-    from kombu import Connection
+    from kombu.connection import Connection
 
     root, port = tls_broker
     fed = root / "federation"
@@ -606,7 +606,8 @@ def test_generated_deployment_runs_end_to_end_as_processes(tmp_path: Path) -> No
     fed = out / "federation"
 
     def secret(name: str) -> str:
-        return (out / doc["secrets"][name]["file"]).read_text().strip()
+        file: str = doc["secrets"][name]["file"]
+        return (out / file).read_text().strip()
 
     work = tmp_path / "run"
     hub_pw = (fed / "redis" / "hub.redis-password").read_text().strip()

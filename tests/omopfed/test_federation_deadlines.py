@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
 from omop.protocol import new_query_id
-from tests.omopfed.deployments import Deployment, running
+from tests.omopfed.deployments import LocalDeployment, running
 from tests.omopfed.federation_helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -25,11 +26,14 @@ SQL = "SELECT person_id FROM person"
 @pytest.fixture(scope="module", params=["local"])
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    yield from running(request, tmp_path_factory, "deadlines", persons=[120, 120])
+) -> Iterator[LocalDeployment]:
+    # params=["local"]: running() starts a LocalDeployment
+    yield from cast(
+        Iterator[LocalDeployment], running(request, tmp_path_factory, "deadlines", persons=[120, 120])
+    )
 
 
-def test_a_query_past_its_deadline_is_closed_without_anyone_looking(deployment: Deployment) -> None:
+def test_a_query_past_its_deadline_is_closed_without_anyone_looking(deployment: LocalDeployment) -> None:
     qid = new_query_id()
     store = deployment.register_query(qid, ["t1"], timeout_s=1)  # recorded, never sent: no answer comes
     query = eventually(
@@ -41,7 +45,7 @@ def test_a_query_past_its_deadline_is_closed_without_anyone_looking(deployment: 
     assert [a.status for a in query.answers] == ["timeout"]
 
 
-def test_a_trust_back_after_the_deadline_refuses_the_stale_task(deployment: Deployment) -> None:
+def test_a_trust_back_after_the_deadline_refuses_the_stale_task(deployment: LocalDeployment) -> None:
     deployment.stop_trust_worker("t2")
     code, report = deployment.submit_json("--sql", SQL, "--trusts", "t2", "--timeout", "1")
     assert code == 4 and report["trusts"]["t2"]["status"] == "timeout"
@@ -60,14 +64,14 @@ def test_a_trust_back_after_the_deadline_refuses_the_stale_task(deployment: Depl
     assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
 
 
-def test_a_reducer_killed_mid_answer_handles_it_when_it_is_back(deployment: Deployment) -> None:
+def test_a_reducer_killed_mid_answer_handles_it_when_it_is_back(deployment: LocalDeployment) -> None:
     import threading
 
     import redis
 
     hub = redis.Redis.from_url(deployment.hub_redis_url)
     deployment.kill_reducer()
-    done: list[tuple[int, dict[str, object]]] = []
+    done: list[tuple[int, dict[str, Any]]] = []
     thread = threading.Thread(
         target=lambda: done.append(deployment.submit_json("--sql", SQL, "--timeout", "60"))
     )
@@ -82,11 +86,11 @@ def test_a_reducer_killed_mid_answer_handles_it_when_it_is_back(deployment: Depl
     deployment.start_reducer()
     thread.join(timeout=90)
     code, report = done[0]
-    assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}  # type: ignore[union-attr]
+    assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
     assert hub.llen("hub.processing.t1") == 0 and hub.llen("hub.results.t1") == 0
 
 
-def test_the_reducer_proves_it_consumes_by_refreshing_its_ready_file(deployment: Deployment) -> None:
+def test_the_reducer_proves_it_consumes_by_refreshing_its_ready_file(deployment: LocalDeployment) -> None:
     from pathlib import Path
 
     ready = Path(deployment.hub_env_file).parent / "hub" / "reducer.ready"
@@ -94,7 +98,9 @@ def test_the_reducer_proves_it_consumes_by_refreshing_its_ready_file(deployment:
     eventually(lambda: ready.stat().st_mtime > first, timeout=10, what="the ready file refreshed")
 
 
-def test_a_full_broker_refuses_a_submission_and_the_workers_live_through_it(deployment: Deployment) -> None:
+def test_a_full_broker_refuses_a_submission_and_the_workers_live_through_it(
+    deployment: LocalDeployment,
+) -> None:
     import os
     import threading
     from pathlib import Path
@@ -106,7 +112,7 @@ def test_a_full_broker_refuses_a_submission_and_the_workers_live_through_it(depl
     hub = redis.Redis.from_url(deployment.hub_redis_url)
     store = deployment.hub_store()
     before = len(store.recent(limit=1000))
-    state = deployment.state  # type: ignore[attr-defined]
+    state = deployment.state
     logs = {t: Path(state.dir) / "logs" / f"trust-{t}.log" for t in deployment.trust_ids}
     log_sizes = {t: log.stat().st_size for t, log in logs.items()}
     pids = {t: state.trusts[t].worker_pid for t in deployment.trust_ids}
@@ -170,14 +176,14 @@ def test_a_full_broker_refuses_a_submission_and_the_workers_live_through_it(depl
     assert code == 0 and {a["status"] for a in report["trusts"].values()} == {"released"}
 
 
-def test_a_task_lost_in_transit_is_sent_again_and_answered_once(deployment: Deployment) -> None:
+def test_a_task_lost_in_transit_is_sent_again_and_answered_once(deployment: LocalDeployment) -> None:
     import threading
 
     import redis
 
     hub = redis.Redis.from_url(deployment.hub_redis_url)
     deployment.stop_trust_worker("t1")
-    done: list[tuple[int, dict[str, object]]] = []
+    done: list[tuple[int, dict[str, Any]]] = []
 
     def submit() -> None:
         done.append(deployment.submit_json("--sql", SQL, "--trusts", "t1", "--timeout", "60"))
@@ -191,7 +197,7 @@ def test_a_task_lost_in_transit_is_sent_again_and_answered_once(deployment: Depl
     deployment.start_trust_worker("t1")
     thread.join(timeout=90)
     code, report = done[0]
-    assert code == 0 and report["trusts"]["t1"]["status"] == "released"  # type: ignore[index]
+    assert code == 0 and report["trusts"]["t1"]["status"] == "released"
     qid = report["query_id"]
     decisions = [e["decision"] for e in deployment.audit_entries("t1") if e["query_id"] == qid]
     assert decisions == ["released"]  # ran once

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
 
 from tests.cli_runner import run_omopfed
-from tests.omopfed.deployments import Deployment, running
+from tests.omopfed.deployments import LocalDeployment, running
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -25,20 +26,22 @@ SIX = "examples/flower-six-features.sql"
 @pytest.fixture(scope="module", params=["local"])
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    yield from running(
-        request, tmp_path_factory, "dp", persons=[400, 300], privacy="dp", epsilon=1.0, budget=4.0
+) -> Iterator[LocalDeployment]:
+    # params=["local"]: running() starts a LocalDeployment
+    yield from cast(
+        Iterator[LocalDeployment],
+        running(request, tmp_path_factory, "dp", persons=[400, 300], privacy="dp", epsilon=1.0, budget=4.0),
     )
 
 
-def trust_cli(deployment: Deployment, trust_id: str, *args: str) -> str:
-    env = deployment.state.trusts[trust_id].env_file  # type: ignore[attr-defined]
+def trust_cli(deployment: LocalDeployment, trust_id: str, *args: str) -> str:
+    env = deployment.state.trusts[trust_id].env_file
     proc = run_omopfed("trust", *args, "--env-file", env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-def test_figures_come_with_their_noise_and_the_trusts_in_each_cell(deployment: Deployment) -> None:
+def test_figures_come_with_their_noise_and_the_trusts_in_each_cell(deployment: LocalDeployment) -> None:
     code, report = deployment.submit_json("--sql", SQL, "--project", "looks", "--timeout", "60")
     assert code == 0
     for trust_id, entry in report["trusts"].items():
@@ -61,7 +64,7 @@ def test_figures_come_with_their_noise_and_the_trusts_in_each_cell(deployment: D
     assert "dp ε 1" in human.stdout
 
 
-def test_numeric_statistics_need_bounds_and_come_back_noisy(deployment: Deployment) -> None:
+def test_numeric_statistics_need_bounds_and_come_back_noisy(deployment: LocalDeployment) -> None:
     sql = Path(SIX).read_text()
     code, report = deployment.submit_json(
         "--sql", sql, "--project", "numeric", "--numeric", "bmi:10:70,hba1c:3:15", "--timeout", "60"
@@ -95,12 +98,12 @@ def test_numeric_statistics_need_bounds_and_come_back_noisy(deployment: Deployme
     assert "numeric-nobounds" not in trust_cli(deployment, "t1", "budget")
 
 
-def test_the_budget_stops_a_project_also_after_a_worker_restart(deployment: Deployment) -> None:
+def test_the_budget_stops_a_project_also_after_a_worker_restart(deployment: LocalDeployment) -> None:
     for _ in range(3):
         code, _report = deployment.submit_json("--sql", SQL, "--project", "spender", "--timeout", "60")
         assert code == 0
     deployment.stop_trust_worker("t1")
-    deployment.start_trust_worker("t1")  # type: ignore[attr-defined]
+    deployment.start_trust_worker("t1")
     code, report = deployment.submit_json("--sql", SQL, "--project", "spender", "--timeout", "60")
     assert code == 0 and report["trusts"]["t1"]["privacy"]["budget_left"] == 0.0
     code, report = deployment.submit_json("--sql", SQL, "--project", "spender", "--timeout", "60")
@@ -121,8 +124,8 @@ def test_the_budget_stops_a_project_also_after_a_worker_restart(deployment: Depl
     assert report["trusts"]["t2"]["reason_code"] == "budget_exhausted"
 
 
-def test_a_nonsense_grant_is_a_one_line_error(deployment: Deployment) -> None:
-    env = deployment.state.trusts["t1"].env_file  # type: ignore[attr-defined]
+def test_a_nonsense_grant_is_a_one_line_error(deployment: LocalDeployment) -> None:
+    env = deployment.state.trusts["t1"].env_file
     for args, needle in [
         (["--epsilon", "0", "--reason", "x"], "--epsilon must be above 0"),
         (["--epsilon", "nan", "--reason", "x"], "--epsilon must be above 0"),

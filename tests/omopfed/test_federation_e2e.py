@@ -13,6 +13,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hub_broker.store import HubStore, Query
 from omop.concepts import GI_BLEED
 from tests.cli_runner import assert_no_traceback, run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, running
@@ -142,6 +143,13 @@ def test_forged_task_is_refused_and_audited(deployment: Deployment) -> None:
     assert (query.status, query.answers[0].status, query.answers[0].result) == ("failed", "timeout", None)
 
 
+def _stored(store: HubStore, query_id: str) -> Query:
+    """The hub's record of a query the test registered (so never None)."""
+    query = store.get(query_id)
+    assert query is not None
+    return query
+
+
 def test_expired_task_is_answered_rejected(deployment: Deployment) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -150,7 +158,9 @@ def test_expired_task_is_answered_rejected(deployment: Deployment) -> None:
     )
     store = deployment.register_query(qid, ["t2"])
     deployment.publish_raw("t2", wire)
-    answer = eventually(lambda: (a := store.get(qid).answers[0]).status != "pending" and a, what="answer")
+    answer = eventually(
+        lambda: (a := _stored(store, qid).answers[0]).status != "pending" and a, what="answer"
+    )
     assert answer.status == "rejected" and answer.result["reason_code"] == "expired"
 
 
@@ -159,10 +169,10 @@ def test_replayed_task_runs_once_and_is_stored_once(deployment: Deployment) -> N
     store = deployment.register_query(qid, ["t3"])
     deployment.publish_raw("t3", wire)
     deployment.publish_raw("t3", wire)
-    eventually(lambda: store.get(qid).answers[0].deliveries == 2, what="both deliveries at the hub")
+    eventually(lambda: _stored(store, qid).answers[0].deliveries == 2, what="both deliveries at the hub")
     decisions = [e["decision"] for e in deployment.audit_entries("t3") if e["query_id"] == qid]
     assert decisions == ["released", "resent"]
-    assert store.get(qid).answers[0].status == "released"
+    assert _stored(store, qid).answers[0].status == "released"
 
 
 def test_tampered_unknown_and_misaddressed_results_are_refused(deployment: Deployment) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -42,12 +42,15 @@ def test_counts_persons_not_rows_and_matches_direct_sql(fixture_db: OmopDb) -> N
     assert (person_count, row_count) == (persons, rows) == (12, 24)
     assert columns["accession_id"] == [24, 0]
     expected_sex = dict(
-        direct(
-            fixture_db.admin_url,
-            """
+        cast(
+            list[tuple[object, object]],  # two columns: sex, count
+            direct(
+                fixture_db.admin_url,
+                """
         SELECT CASE gender_concept_id WHEN 8507 THEN 'Male' WHEN 8532 THEN 'Female' ELSE 'Unknown' END,
                count(*)
         FROM person WHERE person_id IN (SELECT person_id FROM image_occurrence) GROUP BY 1""",
+            ),
         )
     )
     assert sex == expected_sex == {"Male": 6, "Female": 6}

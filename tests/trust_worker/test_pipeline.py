@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from omop.differential_privacy import PrivacyMode
 from omop.disclosure import SUPPRESSED_DETAIL
 from tests.conftest import OmopDb
 from trust_worker.executor import ReaderExecutor
 from trust_worker.pipeline import answer_cohort, release_figures
-from trust_worker.policy_file import TrustPolicy
+from trust_worker.policy_file import PrivacyPolicy, TrustPolicy
 
 FLIP_EXAMPLE = (Path(__file__).parents[2] / "examples" / "ct-spleen.sql").read_text()
 
@@ -82,7 +83,8 @@ def test_flip_worked_example_is_six_persons_and_therefore_suppressed(fixture_db:
         query_id="q",
         trust_id="t",
         project_id=None,
-        policy=TrustPolicy(privacy={"mode": "exact"}),  # in dp mode 6 + noise may reach 10 now and then
+        # in dp mode 6 + noise may reach 10 now and then
+        policy=TrustPolicy(privacy=PrivacyPolicy(mode=PrivacyMode.EXACT)),
         executor=executor,
     )
     assert (answer.result.status, answer.result.detail, answer.result.person_count) == (
@@ -109,7 +111,12 @@ def test_flip_worked_example_is_six_persons_and_therefore_suppressed(fixture_db:
             "rejected",
             "project_not_allowed",
         ),
-        ("SELECT person_id FROM person", TrustPolicy(privacy={"mode": "exact"}), "released", None),
+        (
+            "SELECT person_id FROM person",
+            TrustPolicy(privacy=PrivacyPolicy(mode=PrivacyMode.EXACT)),
+            "released",
+            None,
+        ),
     ],
 )
 def test_pipeline_outcomes(

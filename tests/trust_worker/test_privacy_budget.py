@@ -23,7 +23,7 @@ from omop.synthetic import seed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.audit_log import AuditLog
 from trust_worker.executor import ReaderExecutor
-from trust_worker.policy_file import TrustPolicy
+from trust_worker.policy_file import PrivacyPolicy, TrustPolicy
 from trust_worker.task_handler import TrustRuntime
 from trust_worker.task_ledger import TaskLedger
 
@@ -128,7 +128,7 @@ def make_trust(db: OmopDb, state: Path, **privacy: object) -> Trust:
     trust = Trust(
         db=db,
         state=state,
-        policy=TrustPolicy(privacy=privacy),
+        policy=TrustPolicy(privacy=PrivacyPolicy.model_validate(privacy)),
         hub_signing=Ed25519PrivateKey.generate(),
         hub_encryption=X25519PrivateKey.generate(),
         trust_signing=Ed25519PrivateKey.generate(),
