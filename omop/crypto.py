@@ -2,7 +2,9 @@
 
 Tasks (hub → trust) are signed with the hub's Ed25519 key. The signature covers a fixed context string
 followed by the canonical task bytes, and the trust verifies it over the exact bytes it received before it
-parses them; nothing is re-serialised on the way. Celery's own message signing is not used (see DESIGN.md).
+parses them; nothing is re-serialised on the way. Celery's own message signing is not used: its ``auth``
+serializer is RSA-only, signs the body but not the headers and has no replay protection
+(``docs/architecture.md``, "Celery and Redis facts that shape the design").
 
 Results (trust → hub) are encrypted to the hub's X25519 key and then signed by the trust:
 

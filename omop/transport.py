@@ -5,7 +5,8 @@ Tasks travel on one Celery queue per trust (``trust.<id>``); answers travel on o
 trust can delete, overwrite or pre-empt another trust's answers. No result backend. The trust side works
 under a Redis ACL user that may run only the commands its worker was recorded sending, on its own keys
 (see :func:`trust_acl_rules`), so everything kombu would do on shared keys is switched off or made
-per-trust here (the "Celery/Redis facts" of ``docs/transport.md``):
+per-trust here ("Celery and Redis facts that shape the design" in ``docs/architecture.md``, the ACLs in
+``docs/transport.md``):
 
 * per-trust ``unacked`` keys, so trust A cannot read or restore trust B's in-flight messages;
 * ``priority_steps=[0]``: kombu then uses the plain queue key only, so an ACL can name it exactly (with the
