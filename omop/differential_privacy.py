@@ -32,17 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from typing import Any
 
-
-class PrivacyMode(StrEnum):
-    """``dp``: every released figure is noisy, a budget per project. ``exact``: threshold rules only."""
-
-    DP = "dp"
-    EXACT = "exact"
-
+# the mode is one of the vocabularies in omop.states; it can still be imported from here
+from omop.states import PrivacyMode as PrivacyMode
 
 #: How a query's epsilon is shared between figure groups (see the module docstring).
 WEIGHTS: dict[str, float] = {"person_count": 2.0, "sex": 1.0, "age": 1.0, "rows": 1.0}

@@ -36,12 +36,12 @@ from pydantic import (
     model_validator,
 )
 
-from omop.differential_privacy import PrivacyMode
 from omop.disclosure import check_threshold, effective_threshold
 from omop.errors import UsageError
 from omop.numeric_spec import MAX_BINS, MAX_BOUND
 from omop.sql_policy import QueryPolicy, refusal_reason
 from omop.sql_policy.policy import DEFAULT_MAX_BYTES
+from omop.states import PrivacyMode
 from trust_worker.executor import Limits
 
 Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
