@@ -120,6 +120,7 @@ def run_fetchall(sql: str, url: str) -> dict[str, Any]:
 
 
 def run_pipeline(sql: str, url: str) -> dict[str, Any]:
+    from omop.states import ResultStatus
     from trust_worker.executor import ReaderExecutor
     from trust_worker.pipeline import answer_cohort
     from trust_worker.policy_file import TrustPolicy
@@ -132,7 +133,7 @@ def run_pipeline(sql: str, url: str) -> dict[str, Any]:
     finally:
         executor.close()
     result = answer.result.model_dump(mode="json")
-    if result["status"] != "released":
+    if result["status"] != ResultStatus.RELEASED:
         raise RuntimeError(f"the pipeline answered {result['status']}: {result.get('detail')}")
     return {k: result.get(k) for k in ("person_count", "row_count", "columns", "sex", "age")}
 

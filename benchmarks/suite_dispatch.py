@@ -19,6 +19,7 @@ from benchmarks.stacks import Stack, ledger_times
 from benchmarks.stats import summary
 from benchmarks.submit_parts import profile_submit
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
+from omop.states import QueryStatus
 
 NAME = "dispatch"
 TRIVIAL_SQL = "SELECT person_id FROM person"
@@ -70,7 +71,7 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
     ctx.log(f"dispatch: {cfg.dispatch_queries} sequential queries to {len(ids)} trust(s)")
     trips = [round_trip(st, TRIVIAL_SQL, ids, poll_s=POLL_S) for _ in range(cfg.dispatch_queries)]
     series = timeline(st, trips)
-    not_complete = sum(1 for t in trips if t.status != "complete")
+    not_complete = sum(1 for t in trips if t.status != QueryStatus.COMPLETE)
     return {
         "trusts": len(ids),
         "queries": len(trips),

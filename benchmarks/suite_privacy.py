@@ -37,6 +37,7 @@ def _error_run(ctx: Context, _stack: Stack | None) -> Row:
     from hub_broker.pooling import pool_released
     from omop.differential_privacy import MECHANISM, cohort_groups, numeric_groups, plan_noise
     from omop.protocol import PrivacyStatement, TrustResult
+    from omop.states import ColumnStatus, PrivacyMode, ResultStatus
     from trust_worker.noisy_release import noisy_cohort_figures, noisy_numeric
 
     draws = ctx.config.privacy_draws
@@ -63,9 +64,13 @@ def _error_run(ctx: Context, _stack: Stack | None) -> Row:
                     threshold=10,
                 )
                 statement = PrivacyStatement(
-                    mode="dp", mechanism=MECHANISM, epsilon=1.0, scales=plan.scales, bounds={"bmi": BOUNDS}
+                    mode=PrivacyMode.DP,
+                    mechanism=MECHANISM,
+                    epsilon=1.0,
+                    scales=plan.scales,
+                    bounds={"bmi": BOUNDS},
                 )
-                if figures["status"] == "released":
+                if figures["status"] == ResultStatus.RELEASED:
                     raw = {
                         "cohort_persons": n,
                         "columns": {
@@ -86,7 +91,7 @@ def _error_run(ctx: Context, _stack: Stack | None) -> Row:
                     **figures,
                 ).model_dump(mode="json")
                 results.append(result)
-                if result["status"] == "released":
+                if result["status"] == ResultStatus.RELEASED:
                     numerics.append(result["numeric"])
                     statements.append(result["privacy"])
             pooled = pool_released(results, 10)
@@ -95,7 +100,7 @@ def _error_run(ctx: Context, _stack: Stack | None) -> Row:
                 count_err.append(abs(pooled["person_count"] - total) / total)
                 count_inside += abs(pooled["person_count"] - total) <= pooled["margins"]["person_count"]
             bmi = pool_numeric(numerics, 10, None, statements).get("bmi") or {}
-            if bmi.get("status") == "released":
+            if bmi.get("status") == ColumnStatus.RELEASED:
                 mean_err.append(abs(bmi["mean"] - true_mean) / true_mean)
                 mean_inside += abs(bmi["mean"] - true_mean) <= bmi["mean_margin"]
         rows.append(

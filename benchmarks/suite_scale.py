@@ -20,6 +20,7 @@ from benchmarks.stacks import Stack, ledger_times
 from benchmarks.stats import summary
 from benchmarks.submit_parts import profile_submit
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
+from omop.states import QueryStatus
 
 NAME = "scale"
 SQL = "SELECT person_id FROM person"
@@ -85,7 +86,7 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
             {
                 "trusts": n,
                 "repeats": len(trips),
-                "not_complete": sum(1 for t in trips if t.status != "complete"),
+                "not_complete": sum(1 for t in trips if t.status != QueryStatus.COMPLETE),
                 "pooled_ms": summary(pooled, 1),
                 "observed_ms": summary(observed, 1),
                 "submit_call_ms": summary([ms(t.sent.submit_s) for t in trips], 1),

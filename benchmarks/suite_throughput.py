@@ -20,10 +20,11 @@ from benchmarks.roundtrip import collect, send
 from benchmarks.stacks import Stack, ledger_count
 from benchmarks.stats import summary
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
+from omop.states import ANSWERED, AuditDecision, QueryStatus
 
 NAME = "throughput"
 SQL = "SELECT person_id FROM person"
-ANSWERING = ("released", "suppressed", "rejected", "error")
+ANSWERING = (AuditDecision.RELEASED, AuditDecision.SUPPRESSED, AuditDecision.REJECTED, AuditDecision.ERROR)
 
 
 def audit_answers(state_dir: Path, query_ids: set[str]) -> Counter[str]:
@@ -52,8 +53,8 @@ def _run(ctx: Context, stack: Stack | None) -> Row:
     finals = [t.finalized_s for t in trips if t.finalized_s is not None]
     elapsed = max(finals) if finals else float("nan")
     qids = {t.query_id for t in trips}
-    not_complete = sum(1 for t in trips if t.status != "complete")
-    unanswered = sum(1 for t in trips for a in t.answers if a.status not in ("released", "suppressed"))
+    not_complete = sum(1 for t in trips if t.status != QueryStatus.COMPLETE)
+    unanswered = sum(1 for t in trips for a in t.answers if a.status not in ANSWERED)
     duplicate_deliveries = sum(1 for t in trips for a in t.answers if a.deliveries != 1)
     ledger_rows = {tid: ledger_count(st.state_dir(tid), list(qids)) for tid in ids}
     audit = {tid: audit_answers(st.state_dir(tid), qids) for tid in ids}

@@ -19,6 +19,7 @@ from hub_broker.submit import submit, wait_for
 from omop.errors import OmopFedError, UsageError
 from omop.numeric_spec import NumericRequest
 from omop.settings import load
+from omop.states import QueryStatus
 from omop.user_input import read_text
 
 app = typer.Typer(no_args_is_help=True)
@@ -152,7 +153,7 @@ def result_cmd(
         print(json.dumps(report, sort_keys=True))
     else:
         render_report(out, report)
-    return EXIT_CODES.get(query.status, 0 if query.status == "pending" else 4)
+    return EXIT_CODES.get(query.status, 0 if query.status == QueryStatus.PENDING else 4)
 
 
 def _known(store: HubStore, query_id: str) -> Query:

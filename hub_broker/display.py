@@ -10,17 +10,19 @@ from rich.table import Table
 from rich.text import Text
 
 from hub_broker.store import Query
+from omop.states import PrivacyMode, QueryStatus, TrustStatus
 
-STATUS_STYLE = {
-    "pending": "yellow",
-    "released": "green",
-    "suppressed": "cyan",
-    "rejected": "red",
-    "error": "red",
-    "timeout": "magenta",
-    "complete": "green",
-    "partial": "yellow",
-    "failed": "red",
+#: The colour of every status shown: a trust's (or a numeric column's, the same words) and a query's.
+STATUS_STYLE: dict[str, str] = {
+    TrustStatus.PENDING: "yellow",
+    TrustStatus.RELEASED: "green",
+    TrustStatus.SUPPRESSED: "cyan",
+    TrustStatus.REJECTED: "red",
+    TrustStatus.ERROR: "red",
+    TrustStatus.TIMEOUT: "magenta",
+    QueryStatus.COMPLETE: "green",
+    QueryStatus.PARTIAL: "yellow",
+    QueryStatus.FAILED: "red",
 }
 
 
@@ -73,7 +75,7 @@ def render_report(console: Console, report: Mapping[str, Any]) -> None:
         count = entry.get("person_count")
         privacy = entry.get("privacy") or {}
         scale = (privacy.get("scales") or {}).get("person_count")
-        own_margin = scale_margin(scale) if privacy.get("mode") == "dp" and scale else None
+        own_margin = scale_margin(scale) if privacy.get("mode") == PrivacyMode.DP and scale else None
         table.add_row(
             trust_id,
             Text(entry["status"], style=STATUS_STYLE.get(entry["status"], "")),
@@ -114,8 +116,8 @@ def scale_margin(scale: float) -> float:
 
 
 def _privacy_label(privacy: Mapping[str, Any]) -> str:
-    if privacy.get("mode") == "dp":
-        label = "dp"
+    if privacy.get("mode") == PrivacyMode.DP:
+        label = str(PrivacyMode.DP)
         if privacy.get("epsilon") is not None:
             label += f" ε {privacy['epsilon']:g}"
         if privacy.get("budget_left") is not None:

@@ -13,8 +13,9 @@ from typing import Any
 
 from hub_broker.numeric_pooling import pool_numeric
 from hub_broker.pooling import overall_status, pool_released
-from hub_broker.store import PENDING, HubStore, Query, utcnow
+from hub_broker.store import HubStore, Query, utcnow
 from omop.numeric_spec import NumericRequest
+from omop.states import QueryStatus, ResultStatus, TrustStatus
 
 TIMEOUT_DETAIL = "no answer before the query's deadline"
 
@@ -25,17 +26,17 @@ def finalize_due(store: HubStore, now: datetime | None = None) -> int:
     done = 0
     for query_id in store.due_query_ids(now):
         query = finalize_if_due(store, query_id, now)
-        done += query is not None and query.status != PENDING
+        done += query is not None and query.status != QueryStatus.PENDING
     return done
 
 
 def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None) -> Query | None:
     """Finalise ``query_id`` if it is due and return its current state (None for an unknown id)."""
     query = store.get(query_id)
-    if query is None or query.status != PENDING:
+    if query is None or query.status != QueryStatus.PENDING:
         return query
     now = now or utcnow()
-    waiting = [a for a in query.answers if a.status == PENDING]
+    waiting = [a for a in query.answers if a.status == TrustStatus.PENDING]
     if waiting and now < query.deadline_at:
         return query
     if waiting:
@@ -48,7 +49,7 @@ def finalize_if_due(store: HubStore, query_id: str, now: datetime | None = None)
     pooled = pool_released(results, query.threshold)
     numeric = NumericRequest.from_options(query.options or {})
     if numeric is not None:
-        released = [r for r in results if r.get("status") == "released"]
+        released = [r for r in results if r.get("status") == ResultStatus.RELEASED]
         pooled["numeric"] = pool_numeric(
             [r.get("numeric") for r in released],
             query.threshold,

@@ -35,14 +35,13 @@ from typing import Any
 from omop.differential_privacy import discrete_laplace_variance, laplace_variance
 from omop.disclosure import MIN_THRESHOLD
 from omop.numeric_disclosure import (
-    REJECTED,
-    RELEASED,
     Cell,
     cells_from_json,
     check_released_column,
     merge_cells,
 )
 from omop.numeric_spec import HistogramSpec
+from omop.states import ColumnStatus, PrivacyMode
 
 QUANTILES: tuple[tuple[str, float], ...] = (("q1", 0.25), ("median", 0.5), ("q3", 0.75))
 
@@ -152,7 +151,7 @@ def _mean_noise(
     var_n = 0.0
     var_mean_numerator = 0.0
     for _, privacy in entries:
-        if not privacy or privacy.get("mode") != "dp":
+        if not privacy or privacy.get("mode") != PrivacyMode.DP:
             continue
         scales = privacy.get("scales") or {}
         bounds = (privacy.get("bounds") or {}).get(name)
@@ -193,20 +192,22 @@ def pool_column(
             check_released_column(entry, threshold, histogram_adds_up=False)
         except ValueError:
             continue
-        if entry["status"] == RELEASED and _matches_grid(entry, histogram):
+        if entry["status"] == ColumnStatus.RELEASED and _matches_grid(entry, histogram):
             released.append(entry)
             released_privacy.append((entry, statement))
-        elif entry["status"] == REJECTED:
+        elif entry["status"] == ColumnStatus.REJECTED:
             rejected.append(entry)
     moments = pool_moments([Moments(int(e["n"]), float(e["mean"]), float(e["m2"])) for e in released])
     if moments.n < threshold:
         if not released and rejected:
             first = rejected[0]
-            return _withheld(REJECTED, 0, reason_code=first["reason_code"], detail=first["detail"])
-        return _withheld("suppressed", len(released), detail=POOLED_SUPPRESSED_DETAIL)
+            return _withheld(
+                ColumnStatus.REJECTED, 0, reason_code=first["reason_code"], detail=first["detail"]
+            )
+        return _withheld(ColumnStatus.SUPPRESSED, len(released), detail=POOLED_SUPPRESSED_DETAIL)
     n_margin, mean_margin = _mean_noise(name, released_privacy, moments)
     pooled: dict[str, Any] = {
-        "status": RELEASED,
+        "status": ColumnStatus.RELEASED,
         "n": moments.n,
         "mean": moments.mean,
         "sd": moments.sd,

@@ -26,8 +26,7 @@ from typing import Any
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import discrete_laplace_variance, interval_half_width
 from omop.disclosure import OTHER_LABEL, protect_distribution
-
-ANSWERED = ("released", "suppressed")
+from omop.states import ANSWERED, PrivacyMode, QueryStatus, ResultStatus
 
 
 def add_counts(tables: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
@@ -40,7 +39,7 @@ def add_counts(tables: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
 def noise_scale(result: Mapping[str, Any], group: str) -> float | None:
     """The noise scale a dp trust states for ``group``; ``None`` for exact answers."""
     privacy = result.get("privacy") or {}
-    if privacy.get("mode") != "dp":
+    if privacy.get("mode") != PrivacyMode.DP:
         return None
     scale = (privacy.get("scales") or {}).get(group)
     return float(scale) if isinstance(scale, int | float) else None
@@ -101,7 +100,7 @@ def pool_released(results: Sequence[Mapping[str, Any]], threshold: int) -> dict[
     ``margins`` (95 % half-width per pooled figure that carries noise: ``person_count``) and ``cells``
     (per sex and age cell: the contributing trusts and the cell's margin).
     """
-    released = [r for r in results if r.get("status") == "released"]
+    released = [r for r in results if r.get("status") == ResultStatus.RELEASED]
     total = sum(int(r.get("person_count") or 0) for r in released)
     if not released or total < threshold:
         return {"person_count": None, "sex": {}, "age": {}, "trusts_released": len(released)}
@@ -120,10 +119,10 @@ def pool_released(results: Sequence[Mapping[str, Any]], threshold: int) -> dict[
     }
 
 
-def overall_status(trust_statuses: Iterable[str]) -> str:
+def overall_status(trust_statuses: Iterable[str]) -> QueryStatus:
     """``complete``: every trust answered (released or suppressed); ``failed``: none did; else ``partial``."""
     statuses = list(trust_statuses)
     answered = sum(1 for s in statuses if s in ANSWERED)
     if statuses and answered == len(statuses):
-        return "complete"
-    return "partial" if answered else "failed"
+        return QueryStatus.COMPLETE
+    return QueryStatus.PARTIAL if answered else QueryStatus.FAILED

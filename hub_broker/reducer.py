@@ -32,6 +32,7 @@ from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
 from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import ProtocolError, ResultEnvelope
+from omop.states import Recorded, RefusalCode
 from omop.transport import (
     MAX_RESULT_BYTES,
     TASK_NAME,
@@ -77,19 +78,21 @@ class Reducer:
         """
         if len(raw) > MAX_RESULT_BYTES:
             return self._refuse(
-                owner, "too_large", f"{len(raw)} bytes; an answer is at most {MAX_RESULT_BYTES}"
+                owner, RefusalCode.TOO_LARGE, f"{len(raw)} bytes; an answer is at most {MAX_RESULT_BYTES}"
             )
         try:
             wire = json.loads(raw)
         except (UnicodeDecodeError, ValueError, RecursionError):
-            return self._refuse(owner, "malformed", "not a JSON document")
+            return self._refuse(owner, RefusalCode.MALFORMED, "not a JSON document")
         try:
             envelope = ResultEnvelope.from_wire(wire)
         except ProtocolError as exc:
-            return self._refuse(owner, "malformed", str(exc))
+            return self._refuse(owner, RefusalCode.MALFORMED, str(exc))
         if envelope.trust_id != owner:
             return self._refuse(
-                owner, "wrong_owner", f"an answer for trust {envelope.trust_id!r} on {owner!r}'s results key"
+                owner,
+                RefusalCode.WRONG_OWNER,
+                f"an answer for trust {envelope.trust_id!r} on {owner!r}'s results key",
             )
         if owner not in self.registry:
             self.reload_registry()  # a trust registered (or replaced) after the reducer started
@@ -102,11 +105,11 @@ class Reducer:
         recorded = self.store.record_answer(
             result.query_id, result.trust_id, result.status, result.detail, result.model_dump(mode="json")
         )
-        if recorded == "unknown":
+        if recorded is Recorded.UNKNOWN:
             return self._refuse(
-                owner, "unknown_query", "no such query was sent to this trust", result.query_id
+                owner, RefusalCode.UNKNOWN_QUERY, "no such query was sent to this trust", result.query_id
             )
-        stored = recorded == "stored"
+        stored = recorded is Recorded.STORED
         if stored:
             finalize_if_due(self.store, result.query_id)
         log.info(
@@ -116,7 +119,7 @@ class Reducer:
             result.status,
             "" if stored else " (duplicate ignored)",
         )
-        return "stored" if stored else "duplicate"
+        return Recorded.STORED if stored else Recorded.DUPLICATE
 
     def _refuse(self, owner: str, code: str, detail: str, query_id: str | None = None) -> str:
         now = time.monotonic()
@@ -335,7 +338,9 @@ def run_reducer(
             reducer.handle(owner, raw)
         except Exception:  # a bug must never stop the reducer: log it, count it, go on
             log.exception("internal error handling a message from %s", owner)
-            reducer.store.refuse("internal_error", "the reducer failed on this message", None, owner)
+            reducer.store.refuse(
+                RefusalCode.INTERNAL_ERROR, "the reducer failed on this message", None, owner
+            )
         try:
             reader.done(owner, raw)
         except redis.RedisError as exc:  # handled already; at worst it is handled again, and stored once

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hub_broker.store import Query
+from omop.states import QueryStatus, TrustStatus
 
-EXIT_CODES = {"complete": 0, "partial": 3, "failed": 4}
+EXIT_CODES: dict[str, int] = {QueryStatus.COMPLETE: 0, QueryStatus.PARTIAL: 3, QueryStatus.FAILED: 4}
 
 
 def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def trust_entry(status: str, detail: str | None, result: dict[str, Any] | None) 
     entry: dict[str, Any] = {"status": status, "detail": detail}
     if result is not None:
         entry["reason_code"] = result.get("reason_code")
-        if status == "released":
+        if status == TrustStatus.RELEASED:
             for key in ("person_count", "row_count", "sex", "age", "columns", "numeric"):
                 entry[key] = result.get(key)
         if result.get("privacy") is not None:

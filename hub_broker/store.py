@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select, update
 from sqlalchemy.engine import Engine
@@ -22,10 +22,7 @@ from sqlalchemy.types import TypeDecorator
 
 from omop.dburl import redact, sqlalchemy_url
 from omop.errors import OmopFedError
-
-PENDING = "pending"
-Recorded = Literal["stored", "duplicate", "unknown"]
-FINAL_QUERY_STATES = ("complete", "partial", "failed")
+from omop.states import QueryStatus, Recorded, TaskKind, TrustStatus
 
 
 def utcnow() -> datetime:
@@ -58,13 +55,13 @@ class Query(Base):
 
     query_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32), default="cohort_stats")
+    kind: Mapped[str] = mapped_column(String(32), default=TaskKind.COHORT_STATS)
     sql: Mapped[str] = mapped_column(Text)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     threshold: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(_UTCDateTime(), default=utcnow)
     deadline_at: Mapped[datetime] = mapped_column(_UTCDateTime())
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=QueryStatus.PENDING)
     pooled: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     finalized_at: Mapped[datetime | None] = mapped_column(_UTCDateTime(), nullable=True)
     answers: Mapped[list[TrustAnswer]] = relationship(
@@ -77,7 +74,7 @@ class TrustAnswer(Base):
 
     query_id: Mapped[str] = mapped_column(ForeignKey("queries.query_id"), primary_key=True)
     trust_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=TrustStatus.PENDING)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     received_at: Mapped[datetime | None] = mapped_column(_UTCDateTime(), nullable=True)
@@ -149,7 +146,7 @@ class HubStore:
         trusts: Sequence[str],
         threshold: int,
         deadline_at: datetime,
-        kind: str = "cohort_stats",
+        kind: TaskKind = TaskKind.COHORT_STATS,
         options: dict[str, Any] | None = None,
     ) -> None:
         with self.session() as s:
@@ -180,7 +177,7 @@ class HubStore:
                     (TrustAnswer.query_id == SentTask.query_id) & (TrustAnswer.trust_id == SentTask.trust_id),
                 )
                 .join(Query, Query.query_id == SentTask.query_id)
-                .where(Query.status == PENDING, TrustAnswer.status == PENDING)
+                .where(Query.status == QueryStatus.PENDING, TrustAnswer.status == TrustStatus.PENDING)
             )
             return list(rows.scalars())
 
@@ -199,9 +196,16 @@ class HubStore:
             return list(s.scalars(select(Query).order_by(Query.created_at.desc()).limit(limit)))
 
     def record_answer(
-        self, query_id: str, trust_id: str, status: str, detail: str | None, result: dict[str, Any] | None
+        self,
+        query_id: str,
+        trust_id: str,
+        status: TrustStatus | str,
+        detail: str | None,
+        result: dict[str, Any] | None,
     ) -> Recorded:
         """Store an answer if this (query, trust) is still pending, in one transaction.
+
+        ``status`` is a ``TrustStatus`` (or its value).
 
         ``stored``; ``duplicate`` (already answered, or too late: counted and ignored); ``unknown`` (no
         such query was sent to this trust).
@@ -213,39 +217,43 @@ class HubStore:
                 .values(deliveries=TrustAnswer.deliveries + 1)
             )
             if not counted.rowcount:  # type: ignore[attr-defined]
-                return "unknown"
+                return Recorded.UNKNOWN
             moved = s.execute(
                 update(TrustAnswer)
                 .where(
                     TrustAnswer.query_id == query_id,
                     TrustAnswer.trust_id == trust_id,
-                    TrustAnswer.status == PENDING,
+                    TrustAnswer.status == TrustStatus.PENDING,
                 )
-                .values(status=status, detail=detail, result=result, received_at=utcnow())
+                .values(status=TrustStatus(status), detail=detail, result=result, received_at=utcnow())
             )
-            return "stored" if moved.rowcount else "duplicate"  # type: ignore[attr-defined]
+            return Recorded.STORED if moved.rowcount else Recorded.DUPLICATE  # type: ignore[attr-defined]
 
     def due_query_ids(self, now: datetime) -> list[str]:
         """Queries still pending whose deadline has passed (the reducer finalises them)."""
         with self.session() as s:
             return list(
-                s.scalars(select(Query.query_id).where(Query.status == PENDING, Query.deadline_at <= now))
+                s.scalars(
+                    select(Query.query_id).where(
+                        Query.status == QueryStatus.PENDING, Query.deadline_at <= now
+                    )
+                )
             )
 
     def mark_timeouts(self, query_id: str, detail: str) -> None:
         with self.session() as s:
             s.execute(
                 update(TrustAnswer)
-                .where(TrustAnswer.query_id == query_id, TrustAnswer.status == PENDING)
-                .values(status="timeout", detail=detail)
+                .where(TrustAnswer.query_id == query_id, TrustAnswer.status == TrustStatus.PENDING)
+                .values(status=TrustStatus.TIMEOUT, detail=detail)
             )
 
-    def save_pooled(self, query_id: str, status: str, pooled: dict[str, Any]) -> bool:
+    def save_pooled(self, query_id: str, status: QueryStatus, pooled: dict[str, Any]) -> bool:
         """Write the final state once; False when another process finalised first."""
         with self.session() as s:
             moved = s.execute(
                 update(Query)
-                .where(Query.query_id == query_id, Query.status == PENDING)
+                .where(Query.query_id == query_id, Query.status == QueryStatus.PENDING)
                 .values(status=status, pooled=pooled, finalized_at=utcnow())
             )
             return bool(moved.rowcount)  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from hub_broker.celery_app import hub_app
 from hub_broker.finalize import finalize_if_due
 from hub_broker.queues import check_broker_room
 from hub_broker.settings import HubSettings
-from hub_broker.store import PENDING, HubStore, Query, utcnow
+from hub_broker.store import HubStore, Query, utcnow
 from omop.crypto import sign_task
 from omop.errors import OmopFedError, UsageError
 from omop.keys import load_hub_private, load_trust_registry
@@ -26,11 +26,11 @@ from omop.protocol import (
     MAX_TASK_LIFETIME,
     PROJECT_ID_PATTERN,
     CohortTask,
-    TaskKind,
     check_trust_id,
     new_query_id,
 )
 from omop.sql_policy import QueryPolicy, QueryRejected, ValidatedQuery, validate
+from omop.states import QueryStatus, TaskKind, TrustStatus
 from omop.transport import TASK_NAME, task_message_id, trust_queue
 
 DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
@@ -86,7 +86,7 @@ def submit(
     trusts: Sequence[str] | None = None,
     timeout_s: float | None = None,
     project_id: str = "default",
-    kind: str = "cohort_stats",
+    kind: TaskKind = TaskKind.COHORT_STATS,
     numeric: NumericRequest | None = None,
 ) -> Submission:
     """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's."""
@@ -114,7 +114,7 @@ def submit(
             CohortTask(
                 query_id=query_id,
                 trust_id=t,
-                kind=TaskKind(kind),
+                kind=kind,
                 sql=sql,
                 project_id=project_id,
                 statistics=[*DEFAULT_STATISTICS, *(["numeric"] if numeric is not None else [])],
@@ -157,7 +157,7 @@ def submit(
                     )
                 except Exception as exc:
                     store.record_answer(
-                        query_id, trust_id, "error", f"could not be queued: {_one_line(exc)}", None
+                        query_id, trust_id, TrustStatus.ERROR, f"could not be queued: {_one_line(exc)}", None
                     )
     return Submission(query_id, targets, deadline)
 
@@ -179,7 +179,7 @@ def wait_for(
         if on_progress is not None and seen != last_seen:
             on_progress(query)
             last_seen = seen
-        if query.status != PENDING:
+        if query.status != QueryStatus.PENDING:
             return query
         time.sleep(poll_s)
 

@@ -46,6 +46,7 @@ from typing import Any, TypeGuard
 
 from omop.disclosure import MIN_THRESHOLD, is_small
 from omop.numeric_spec import MAX_BINS, MAX_COLUMN_NAME_BYTES, MAX_NUMERIC_COLUMNS, HistogramSpec
+from omop.states import ColumnStatus, ReasonCode
 
 #: The one wording of a withheld numeric column: identical for 0 persons, 1..T-1 persons, and a small
 #: group of persons without a value.
@@ -53,11 +54,8 @@ NUMERIC_SUPPRESSED_DETAIL = "too few persons with (or without) a value in this c
 
 #: A guard only: the trust's SQL drops values beyond +/-1e100 per person, so PostgreSQL always returns a
 #: finite mean and M2 and this status cannot be reached from data.
-OUT_OF_RANGE = "out_of_range"
+OUT_OF_RANGE = ReasonCode.OUT_OF_RANGE
 OUT_OF_RANGE_DETAIL = "the values are too large to summarise in double precision"
-
-RELEASED, SUPPRESSED, REJECTED = "released", "suppressed", "rejected"
-COLUMN_STATUSES = (RELEASED, SUPPRESSED, REJECTED)
 
 #: A released histogram cell: bins ``first..last`` (inclusive) of the grid hold ``count`` values.
 Cell = tuple[int, int, int]
@@ -201,11 +199,11 @@ def cells_from_json(histogram: object) -> tuple[HistogramSpec, list[Cell]]:
 
 
 def suppressed_column() -> dict[str, Any]:
-    return {"status": SUPPRESSED, "detail": NUMERIC_SUPPRESSED_DETAIL}
+    return {"status": ColumnStatus.SUPPRESSED, "detail": NUMERIC_SUPPRESSED_DETAIL}
 
 
 def rejected_column(reason_code: str, detail: str) -> dict[str, Any]:
-    return {"status": REJECTED, "reason_code": reason_code, "detail": detail}
+    return {"status": ColumnStatus.REJECTED, "reason_code": reason_code, "detail": detail}
 
 
 def protect_column(
@@ -226,7 +224,7 @@ def protect_column(
     if not (_is_finite_number(mean) and _is_finite_number(m2)):
         return rejected_column(OUT_OF_RANGE, OUT_OF_RANGE_DETAIL)
     released: dict[str, Any] = {
-        "status": RELEASED,
+        "status": ColumnStatus.RELEASED,
         "n": persons,
         "mean": float(mean),
         "m2": max(0.0, float(m2)),
@@ -277,17 +275,17 @@ def check_released_column(entry: object, threshold: int, histogram_adds_up: bool
     if not isinstance(entry, Mapping):
         raise ValueError("a numeric column entry must be an object")
     status = entry.get("status")
-    if status == SUPPRESSED:
+    if status == ColumnStatus.SUPPRESSED:
         if set(entry) != {"status", "detail"} or not isinstance(entry["detail"], str):
             raise ValueError("a suppressed numeric column carries only status and detail")
         return
-    if status == REJECTED:
+    if status == ColumnStatus.REJECTED:
         if set(entry) != {"status", "reason_code", "detail"}:
             raise ValueError("a rejected numeric column carries only status, reason_code and detail")
         if not isinstance(entry["reason_code"], str) or not isinstance(entry["detail"], str):
             raise ValueError("reason_code and detail of a rejected numeric column must be strings")
         return
-    if status != RELEASED:
+    if status != ColumnStatus.RELEASED:
         raise ValueError(f"unknown numeric column status {status!r}")
     keys = set(entry)
     if not {"status", "n", "mean", "m2"} <= keys <= {"status", "n", "mean", "m2", "histogram"}:

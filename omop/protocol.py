@@ -30,7 +30,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -43,8 +42,12 @@ from pydantic import (
     model_validator,
 )
 
+from omop.disclosure import MIN_THRESHOLD
 from omop.errors import OmopFedError, UsageError
 from omop.numeric_disclosure import check_released_numeric
+from omop.states import PrivacyMode, ReasonCode, RefusalCode
+from omop.states import ResultStatus as ResultStatus
+from omop.states import TaskKind as TaskKind
 
 PROTOCOL_VERSION: Literal[1] = 1
 
@@ -60,7 +63,7 @@ IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 REASON_CODE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 MAX_DETAIL_CHARS = 1000
 
-EXECUTION_FAILED = "execution_failed"
+EXECUTION_FAILED = ReasonCode.EXECUTION_FAILED
 EXECUTION_FAILED_DETAIL = "the trust could not run this query"
 """The one wording of every execution failure (timeout, lock, temp-file limit, privilege, lost connection,
 data changed, any database error). A researcher who can make a query fail only when some person has some
@@ -74,8 +77,6 @@ MAX_TASK_BYTES = 256 * 1024
 MAX_CIPHERTEXT_BYTES = 4 * 1024 * 1024
 MAX_TASK_LIFETIME = timedelta(days=7)
 """Bounds how long a trust must remember executed query ids to detect replays."""
-MINIMUM_THRESHOLD = 10
-"""The privacy floor: no trust may release figures under a threshold below this."""
 
 _TRUST_ID_RE = re.compile(TRUST_ID_PATTERN)
 
@@ -119,7 +120,9 @@ def canonical_json(obj: Any) -> bytes:
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ProtocolError("malformed", f"value cannot be encoded as canonical JSON: {exc}") from exc
+        raise ProtocolError(
+            RefusalCode.MALFORMED, f"value cannot be encoded as canonical JSON: {exc}"
+        ) from exc
     return text.encode("utf-8")
 
 
@@ -131,11 +134,11 @@ def b64encode(data: bytes) -> str:
 def b64decode(text: object, field: str) -> bytes:
     """Decode strict standard base64 (padding required, no stray characters) or raise ``ProtocolError``."""
     if not isinstance(text, str):
-        raise ProtocolError("malformed", f"field {field!r} must be a base64 string")
+        raise ProtocolError(RefusalCode.MALFORMED, f"field {field!r} must be a base64 string")
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise ProtocolError("bad_base64", f"field {field!r} is not valid base64") from exc
+        raise ProtocolError(RefusalCode.BAD_BASE64, f"field {field!r} is not valid base64") from exc
 
 
 class _Message(BaseModel):
@@ -150,12 +153,6 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(p) for p in err.get("loc", ())) or "message"
     return f"{loc}: {err.get('msg', 'invalid')}"
-
-
-class TaskKind(StrEnum):
-    """What a task asks a trust to compute."""
-
-    COHORT_STATS = "cohort_stats"
 
 
 Statistic = str
@@ -224,9 +221,6 @@ class ColumnCounts(_Message):
     null: int | None = Field(default=None, ge=0)
 
 
-ResultStatus = Literal["released", "suppressed", "rejected", "error"]
-
-
 class PrivacyStatement(_Message):
     """How an answer's figures were protected, stated in every answer a trust runs a query for.
 
@@ -238,7 +232,7 @@ class PrivacyStatement(_Message):
     numeric column (means lie inside it).
     """
 
-    mode: Literal["dp", "exact"]
+    mode: PrivacyMode = Field(strict=False)
     mechanism: str | None = Field(default=None, max_length=200)
     epsilon: float | None = Field(default=None, ge=0)
     budget_left: float | None = Field(default=None, ge=0)
@@ -257,7 +251,7 @@ class TrustResult(_Message):
     The privacy contract is checked here as well as in the trust's disclosure code, so that neither side
     can build or accept a message that breaks it: only ``released`` carries figures; a released result has
     ``person_count >= threshold``; every released count in ``sex``, ``age`` and ``columns`` is 0 or at least
-    the threshold; and the threshold itself is never below ``MINIMUM_THRESHOLD``. ``numeric`` (per-column
+    the threshold; and the threshold itself is never below ``MIN_THRESHOLD``. ``numeric`` (per-column
     figures of a numeric request) is checked here too, by ``omop.numeric_disclosure.check_released_numeric``
     (in dp mode without requiring histogram cells to add up to ``n``: each cell carries its own noise). In dp
     mode the figures are noisy and the same rules hold for the noisy values; ``privacy`` says which mode the
@@ -274,10 +268,10 @@ class TrustResult(_Message):
     version: Literal[1] = PROTOCOL_VERSION
     query_id: str = Field(pattern=QUERY_ID_PATTERN)
     trust_id: str = Field(pattern=TRUST_ID_PATTERN)
-    status: ResultStatus
+    status: ResultStatus = Field(strict=False)
     detail: str | None = Field(default=None, max_length=MAX_DETAIL_CHARS)
     reason_code: str | None = Field(default=None, pattern=REASON_CODE_PATTERN)
-    threshold: int = Field(ge=MINIMUM_THRESHOLD)
+    threshold: int = Field(ge=MIN_THRESHOLD)
     person_count: int | None = Field(default=None, ge=0)
     row_count: int | None = Field(default=None, ge=0)
     columns: dict[str, ColumnCounts] | None = None
@@ -308,12 +302,12 @@ class TrustResult(_Message):
     @model_validator(mode="after")
     def _disclosure_contract(self) -> TrustResult:
         if self.reason_code == EXECUTION_FAILED and (
-            self.status != "error" or self.detail != EXECUTION_FAILED_DETAIL
+            self.status is not ResultStatus.ERROR or self.detail != EXECUTION_FAILED_DETAIL
         ):
             raise ValueError(
                 f"an {EXECUTION_FAILED} result is an error carrying exactly {EXECUTION_FAILED_DETAIL!r}"
             )
-        if self.status != "released":
+        if self.status is not ResultStatus.RELEASED:
             carried = [name for name in self._FIGURES if getattr(self, name) is not None]
             if carried:
                 raise ValueError(f"a {self.status} result must not carry figures ({', '.join(carried)})")
@@ -332,7 +326,7 @@ class TrustResult(_Message):
             if value is not None and (value < 0 or 0 < value < t):
                 raise ValueError(f"released cell {where} must be 0 or at least the threshold")
         if self.numeric is not None:
-            noisy = self.privacy is not None and self.privacy.mode == "dp"
+            noisy = self.privacy is not None and self.privacy.mode is PrivacyMode.DP
             check_released_numeric(self.numeric, t, histogram_adds_up=not noisy)
         return self
 
@@ -366,7 +360,7 @@ def parse_json_model(model: type[M], data: bytes) -> M:
     strictly.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ProtocolError("malformed", "message body must be bytes")
+        raise ProtocolError(RefusalCode.MALFORMED, "message body must be bytes")
     raw = bytes(data)
     try:
         doc = json.loads(
@@ -376,16 +370,16 @@ def parse_json_model(model: type[M], data: bytes) -> M:
             parse_float=_finite_float,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed", f"not a JSON document: {exc}") from exc
+        raise ProtocolError(RefusalCode.MALFORMED, f"not a JSON document: {exc}") from exc
     if not isinstance(doc, dict):
-        raise ProtocolError("malformed", "message must be a JSON object")
+        raise ProtocolError(RefusalCode.MALFORMED, "message must be a JSON object")
     version = doc.get("version")
     if type(version) is not int or version != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"unsupported protocol version {version!r}")
+        raise ProtocolError(RefusalCode.BAD_VERSION, f"unsupported protocol version {version!r}")
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise ProtocolError("malformed", _first_error(exc)) from exc
+        raise ProtocolError(RefusalCode.MALFORMED, _first_error(exc)) from exc
 
 
 def parse_task(data: bytes) -> CohortTask:
@@ -400,18 +394,18 @@ def parse_result(data: bytes) -> TrustResult:
 
 def _check_wire_dict(data: object, fields: tuple[str, ...]) -> Mapping[str, object]:
     if not isinstance(data, Mapping):
-        raise ProtocolError("malformed", "message must be a JSON object")
+        raise ProtocolError(RefusalCode.MALFORMED, "message must be a JSON object")
     if not all(isinstance(k, str) for k in data):
-        raise ProtocolError("malformed", "message keys must be strings")
+        raise ProtocolError(RefusalCode.MALFORMED, "message keys must be strings")
     missing = [f for f in fields if f not in data]
     extra = sorted(str(k) for k in data if k not in fields)
     if missing:
-        raise ProtocolError("malformed", f"missing field(s): {', '.join(missing)}")
+        raise ProtocolError(RefusalCode.MALFORMED, f"missing field(s): {', '.join(missing)}")
     if extra:
-        raise ProtocolError("malformed", f"unknown field(s): {', '.join(extra)}")
+        raise ProtocolError(RefusalCode.MALFORMED, f"unknown field(s): {', '.join(extra)}")
     version = data["version"]
     if type(version) is not int or version != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"unsupported protocol version {version!r}")
+        raise ProtocolError(RefusalCode.BAD_VERSION, f"unsupported protocol version {version!r}")
     return data
 
 
@@ -419,12 +413,12 @@ def _validate(model: type[M], values: dict[str, object]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise ProtocolError("malformed", _first_error(exc)) from exc
+        raise ProtocolError(RefusalCode.MALFORMED, _first_error(exc)) from exc
 
 
 def _check_len(field: str, data: bytes, limit: int) -> bytes:
     if len(data) > limit:
-        raise ProtocolError("too_large", f"field {field!r} is larger than {limit} bytes")
+        raise ProtocolError(RefusalCode.TOO_LARGE, f"field {field!r} is larger than {limit} bytes")
     return data
 
 
@@ -457,7 +451,7 @@ class SignedTask(_Message):
         d = _check_wire_dict(data, cls._WIRE_FIELDS)
         payload = d["payload"]
         if isinstance(payload, str) and len(payload) > (MAX_TASK_BYTES * 4) // 3 + 4:
-            raise ProtocolError("too_large", "field 'payload' is too large")
+            raise ProtocolError(RefusalCode.TOO_LARGE, "field 'payload' is too large")
         return _validate(
             cls,
             {
@@ -512,7 +506,7 @@ class ResultEnvelope(_Message):
         d = _check_wire_dict(data, cls._WIRE_FIELDS)
         ct = d["ciphertext"]
         if isinstance(ct, str) and len(ct) > (MAX_CIPHERTEXT_BYTES * 4) // 3 + 4:
-            raise ProtocolError("too_large", "field 'ciphertext' is too large")
+            raise ProtocolError(RefusalCode.TOO_LARGE, "field 'ciphertext' is too large")
         values: dict[str, object] = {}
         for name in cls._WIRE_FIELDS:
             values[name] = b64decode(d[name], name) if name in cls._BINARY else d[name]

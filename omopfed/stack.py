@@ -27,6 +27,7 @@ from omop.errors import OmopFedError, UsageError
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
 from omop.localservices.processes import pid_alive, process_tree, stop_pid
+from omop.states import PrivacyMode
 from omop.synthetic import check_persons
 from omopfed.trust_ids import trust_ids
 
@@ -161,7 +162,7 @@ def up(
     persons: int | list[int] = 2000,
     eunomia: bool = False,
     broker_maxmemory: str = DEFAULT_MAXMEMORY,
-    privacy: str = "dp",
+    privacy: str = PrivacyMode.DP,
     epsilon: float | None = None,
     budget: float | None = None,
     progress: Progress = lambda _m: None,
@@ -208,9 +209,9 @@ def privacy_policy_text(privacy: str, epsilon: float | None, budget: float | Non
 
     from trust_worker.policy_file import PrivacyPolicy
 
-    if privacy not in ("dp", "exact"):
+    if privacy not in tuple(PrivacyMode):
         raise UsageError(f'--privacy must be "dp" or "exact", not {privacy!r}')
-    if privacy == "exact" and (epsilon is not None or budget is not None):
+    if privacy == PrivacyMode.EXACT and (epsilon is not None or budget is not None):
         raise UsageError("--epsilon and --budget apply to --privacy dp only")
     lines = ["# written by omopfed stack up: the trust's privacy settings (docs/privacy.md)", "[privacy]"]
     lines.append(f'mode = "{privacy}"')

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from omop.errors import OmopFedError
+from omop.states import AuditDecision
 
 GENESIS = "0" * 64
 
@@ -57,13 +58,14 @@ class AuditLog:
         query_id: str,
         project_id: str | None,
         sql: str | None,
-        decision: str,
+        decision: AuditDecision | str,
         detail: str | None = None,
         released: dict[str, Any] | None = None,
         execution: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append one entry; ``decision`` is rejected / suppressed / released / error / refused / resent.
+        """Append one entry; ``decision`` is an ``AuditDecision`` (or its value): rejected / suppressed /
+        released / error / refused / resent / budget_granted.
 
         ``execution`` is how the query ran, for the trust's staff only (see the module docstring).
         """
@@ -74,7 +76,7 @@ class AuditLog:
             "project_id": project_id,
             "sql": sql,
             "sql_sha256": sql_hash(sql) if sql is not None else None,
-            "decision": decision,
+            "decision": AuditDecision(decision),
             "detail": detail,
             "released": released,
             "execution": execution,

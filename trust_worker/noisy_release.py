@@ -29,13 +29,13 @@ from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import NoisePlan
 from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution
 from omop.numeric_disclosure import (
-    RELEASED,
     cells_to_json,
     protect_histogram,
     suppressed_column,
 )
 from omop.numeric_spec import HistogramSpec
 from omop.protocol import ColumnCounts
+from omop.states import ColumnStatus, ResultStatus
 
 
 def _noisy_table(
@@ -65,7 +65,7 @@ def noisy_cohort_figures(
     (noisy_persons,) = plan.noisy_ints("person_count", [person_count])
     persons = max(0, noisy_persons)
     if persons < threshold:
-        return {"status": "suppressed", "detail": SUPPRESSED_DETAIL}
+        return {"status": ResultStatus.SUPPRESSED, "detail": SUPPRESSED_DETAIL}
     names = list(columns)
     noisy_rows, *noisy_non_null = plan.noisy_ints(
         "rows", [row_count, *(int(columns[name][0]) for name in names)]
@@ -82,7 +82,7 @@ def noisy_cohort_figures(
                 non_null=_unless_small(nn, threshold), null=_unless_small(rows - nn, threshold)
             )
     return {
-        "status": "released",
+        "status": ResultStatus.RELEASED,
         "detail": None,
         "person_count": persons,
         "row_count": released_rows,
@@ -125,7 +125,12 @@ def noisy_numeric(
             continue
         centred_mean = min(max(noisy_sum / n, -half), half)
         m2 = min(max(noisy_sumsq - noisy_sum * noisy_sum / n, 0.0), n * half * half)
-        column: dict[str, Any] = {"status": RELEASED, "n": n, "mean": mid + centred_mean, "m2": m2}
+        column: dict[str, Any] = {
+            "status": ColumnStatus.RELEASED,
+            "n": n,
+            "mean": mid + centred_mean,
+            "m2": m2,
+        }
         spec = histograms.get(name)
         if spec is not None:
             noisy_bins = plan.noisy_ints(f"numeric.{name}.histogram", [int(c) for c in stats["histogram"]])

@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 
 from omop.errors import OmopFedError
 from omop.numeric_spec import PERSON_ID, HistogramSpec, NumericRequest, is_id_column
+from omop.states import ReasonCode
 from trust_worker.aggregate_sql import quote_ident, quote_literal
 
 #: ``pg_typeof(...)::text`` of the types a numeric summary accepts. Everything else (dates, text, boolean,
@@ -105,17 +106,18 @@ def resolve_columns(
     for name in named:
         if name not in output_columns:
             raise NumericRejected(
-                "unknown_column",
+                ReasonCode.UNKNOWN_COLUMN,
                 f"the cohort has no output column {name!r} (its columns: {', '.join(output_columns)})",
             )
         if name == PERSON_ID:
             raise NumericRejected(
-                "person_id_column", "person_id identifies persons; it cannot be summarised as a number"
+                ReasonCode.PERSON_ID_COLUMN,
+                "person_id identifies persons; it cannot be summarised as a number",
             )
         kind = column_types.get(name, "unknown")
         if kind not in NUMERIC_TYPES:
             raise NumericRejected(
-                "not_numeric",
+                ReasonCode.NOT_NUMERIC,
                 f"column {name!r} is of type {kind}, not numeric: convert it in the cohort query "
                 "(for example with a CAST to numeric) or leave it out",
             )
@@ -128,7 +130,7 @@ def resolve_columns(
     columns = [col for col in output_columns if col in chosen]
     if not columns:
         raise NumericRejected(
-            "no_numeric_columns",
+            ReasonCode.NO_NUMERIC_COLUMNS,
             "the cohort has no numeric output column besides ids; name the columns to summarise",
         )
     return columns

@@ -30,6 +30,7 @@ from omop.protocol import (
     TrustResult,
 )
 from omop.sql_policy import QueryRejected, ValidatedQuery, validate
+from omop.states import ReasonCode, ResultStatus
 from trust_worker.aggregate_sql import cohort_statistics_sql
 from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
 from trust_worker.noisy_release import noisy_cohort_figures, noisy_numeric
@@ -75,7 +76,7 @@ def release_figures(
     together, since any one pair would give ``row_count`` back.
     """
     if person_count < threshold:
-        return {"status": "suppressed", "detail": SUPPRESSED_DETAIL}
+        return {"status": ResultStatus.SUPPRESSED, "detail": SUPPRESSED_DETAIL}
     released_rows: int | None = None
     released_columns: dict[str, ColumnCounts] | None = None
     if not is_small(row_count - person_count, threshold):
@@ -85,7 +86,7 @@ def release_figures(
             nn, nl = protect_pair(int(non_null), int(null), threshold)
             released_columns[name] = ColumnCounts(non_null=nn, null=nl)
     return {
-        "status": "released",
+        "status": ResultStatus.RELEASED,
         "detail": None,
         "person_count": person_count,
         "row_count": released_rows,
@@ -136,7 +137,9 @@ def admit(
     ``answer_cohort`` asks it again (it is pure and fast) so every path answers the same way.
     """
     if not policy.project_allowed(project_id):
-        raise Inadmissible("project_not_allowed", f"project {project_id!r} is not approved at this trust")
+        raise Inadmissible(
+            ReasonCode.PROJECT_NOT_ALLOWED, f"project {project_id!r} is not approved at this trust"
+        )
     try:
         request = NumericRequest.from_options(options or {})
     except UsageError as exc:
@@ -161,7 +164,7 @@ def check_grids(request: NumericRequest, privacy: PrivacyPolicy) -> None:
     for name, spec in request.histograms.items():
         if spec.bins > privacy.max_histogram_bins:
             raise NumericRejected(
-                "histogram_too_fine",
+                ReasonCode.HISTOGRAM_TOO_FINE,
                 f"the histogram of {name!r} has {spec.bins} bins; this trust allows at most "
                 f"{privacy.max_histogram_bins}",
             )
@@ -181,13 +184,13 @@ def resolve_bounds(
         wanted = request.bounds.get(name, allowed)
         if wanted is None:
             raise NumericRejected(
-                "bounds_required",
+                ReasonCode.BOUNDS_REQUIRED,
                 f"in dp mode every numeric column needs bounds; declare them, for example "
                 f"--numeric {name}:LOWER:UPPER",
             )
         if allowed is not None and not (allowed[0] <= wanted[0] and wanted[1] <= allowed[1]):
             raise NumericRejected(
-                "bounds_not_allowed",
+                ReasonCode.BOUNDS_NOT_ALLOWED,
                 f"bounds {wanted[0]:g}..{wanted[1]:g} for {name!r} are outside what this trust allows "
                 f"({allowed[0]:g}..{allowed[1]:g})",
             )
@@ -231,7 +234,7 @@ def _dp_figures(
         age=age or {},
         threshold=threshold,
     )
-    if request is not None and figures["status"] == "released":
+    if request is not None and figures["status"] == ResultStatus.RELEASED:
         histograms = {name: spec for name, spec in request.histograms.items() if name in columns}
         (raw,) = executor.fetch_one(
             clamped_statistics_sql(validated.sql, columns, bounds, histograms), limits
@@ -273,7 +276,7 @@ def answer_cohort(
     limits = policy.limits()
 
     privacy = policy.privacy
-    statement_of_privacy = PrivacyStatement(mode=privacy.mode.value)
+    statement_of_privacy = PrivacyStatement(mode=privacy.mode)
 
     def result(executed: str | None = None, failure: ExecutionFailed | None = None, **fields: Any) -> Answer:
         execution: dict[str, Any] = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -295,21 +298,25 @@ def answer_cohort(
     try:
         request, validated = admit(sql, project_id, options, policy)
     except Inadmissible as exc:
-        return result(status="rejected", reason_code=exc.code, detail=exc.message)
+        return result(status=ResultStatus.REJECTED, reason_code=exc.code, detail=exc.message)
     if privacy.dp:
         statement_of_privacy = PrivacyStatement(
-            mode=privacy.mode.value, epsilon=float(privacy.epsilon_per_query), budget_left=budget_left
+            mode=privacy.mode, epsilon=float(privacy.epsilon_per_query), budget_left=budget_left
         )
         try:
             statement, figures, plan, bounds = _dp_figures(validated, request, policy, executor, limits)
         except NumericRejected as exc:
-            return result(None, status="rejected", reason_code=exc.code, detail=exc.message)
+            return result(None, status=ResultStatus.REJECTED, reason_code=exc.code, detail=exc.message)
         except ExecutionFailed as exc:
             return result(
-                None, exc, status="error", reason_code=EXECUTION_FAILED, detail=EXECUTION_FAILED_DETAIL
+                None,
+                exc,
+                status=ResultStatus.ERROR,
+                reason_code=EXECUTION_FAILED,
+                detail=EXECUTION_FAILED_DETAIL,
             )
         statement_of_privacy = PrivacyStatement(
-            mode=privacy.mode.value,
+            mode=privacy.mode,
             mechanism=MECHANISM,
             epsilon=plan.epsilon,
             budget_left=budget_left,
@@ -330,15 +337,19 @@ def answer_cohort(
             age=age or {},
             threshold=threshold,
         )
-        if request is not None and figures["status"] == "released":
+        if request is not None and figures["status"] == ResultStatus.RELEASED:
             figures["numeric"] = numeric_figures(
                 validated, request, executor, limits, person_count, threshold
             )
     except NumericRejected as exc:
-        return result(statement, status="rejected", reason_code=exc.code, detail=exc.message)
+        return result(statement, status=ResultStatus.REJECTED, reason_code=exc.code, detail=exc.message)
     except ExecutionFailed as exc:
         # one answer whatever happened; the cause is in ``execution`` for the audit log only
         return result(
-            statement, exc, status="error", reason_code=EXECUTION_FAILED, detail=EXECUTION_FAILED_DETAIL
+            statement,
+            exc,
+            status=ResultStatus.ERROR,
+            reason_code=EXECUTION_FAILED,
+            detail=EXECUTION_FAILED_DETAIL,
         )
     return result(statement, **figures)

@@ -25,11 +25,11 @@ from omop.protocol import (
     CohortTask,
     PrivacyStatement,
     ProtocolError,
-    ResultStatus,
     SignedTask,
     TrustResult,
     parse_task,
 )
+from omop.states import AuditDecision, ClaimState, ReasonCode, RefusalCode, ResultStatus
 from trust_worker.audit_log import AuditLog, sql_hash
 from trust_worker.executor import ReaderExecutor
 from trust_worker.pipeline import Inadmissible, admit, answer_cohort
@@ -42,7 +42,7 @@ Publish = Callable[[dict[str, Any]], None]
 
 # Codes after which the hub's signature is known good, so the task's own fields can be trusted enough to
 # send the hub an answer saying why nothing ran.
-_ANSWERABLE = {"expired", "not_yet_valid"}
+_ANSWERABLE = {RefusalCode.EXPIRED, RefusalCode.NOT_YET_VALID}
 
 
 @dataclass
@@ -56,7 +56,7 @@ class TrustRuntime:
     ledger: TaskLedger
     audit: AuditLog
 
-    def handle(self, wire: Any, publish: Publish) -> str:
+    def handle(self, wire: Any, publish: Publish) -> AuditDecision:
         """Process one task message; returns the audit decision (for logs and tests)."""
         received = datetime.now(UTC)
         try:
@@ -66,33 +66,32 @@ class TrustRuntime:
                 query_id="?",
                 project_id=None,
                 sql=None,
-                decision="refused",
+                decision=AuditDecision.REFUSED,
                 detail=f"malformed task message: {exc}",
             )
             log.warning("refused a malformed task message: %s", exc)
-            return "refused"
+            return AuditDecision.REFUSED
         try:
             task = verify_task(signed, self.hub_verify_key, expected_trust_id=self.trust_id, now=received)
         except TaskRejected as exc:
             return self._refuse(signed, exc, publish, received)
 
         claim = self.ledger.claim(task.query_id, task.expires_at, self._charge(task))
-        if claim.state == "done":
+        if claim.state is ClaimState.DONE:
             assert claim.envelope is not None
             self._deliver(task.query_id, claim.envelope, publish)
             self.audit.append(
                 query_id=task.query_id,
                 project_id=task.project_id,
                 sql=task.sql,
-                decision="resent",
+                decision=AuditDecision.RESENT,
                 detail="already answered; re-sent the stored answer",
             )
-            return "resent"
-        if claim.state == "interrupted":
+            return AuditDecision.RESENT
+        if claim.state is ClaimState.INTERRUPTED:
             detail = "an earlier delivery of this query was interrupted; it is not run twice, resubmit it"
-            return self._reply(
-                self._without_figures(task, "error", "interrupted", detail, received), task, None, publish
-            )
+            failed = self._without_figures(task, ResultStatus.ERROR, ReasonCode.INTERRUPTED, detail, received)
+            return self._reply(failed, task, None, publish)
 
         if claim.over_budget:
             eps = self.policy.privacy.epsilon_per_query
@@ -102,7 +101,9 @@ class TrustRuntime:
                 "the trust's governance team can grant more"
             )
             return self._reply(
-                self._without_figures(task, "rejected", "budget_exhausted", detail, received),
+                self._without_figures(
+                    task, ResultStatus.REJECTED, ReasonCode.BUDGET_EXHAUSTED, detail, received
+                ),
                 task,
                 None,
                 publish,
@@ -122,9 +123,10 @@ class TrustRuntime:
         except Exception:  # a bug must still produce an answer, never a silently lost query
             log.exception("query %s: internal error in the pipeline", task.query_id)
             detail = "internal error at the trust (see the trust's worker log)"
-            return self._reply(
-                self._without_figures(task, "error", "internal_error", detail, received), task, None, publish
+            failed = self._without_figures(
+                task, ResultStatus.ERROR, ReasonCode.INTERNAL_ERROR, detail, received
             )
+            return self._reply(failed, task, None, publish)
         return self._reply(answer.result, task, answer.executed_sql, publish, answer.execution)
 
     def _charge(self, task: CohortTask) -> Charge | None:
@@ -154,7 +156,7 @@ class TrustRuntime:
             detail=detail,
             threshold=self.policy.effective_threshold,
             produced_at=received,
-            privacy=PrivacyStatement(mode=self.policy.privacy.mode.value),
+            privacy=PrivacyStatement(mode=self.policy.privacy.mode),
         )
 
     def _reply(
@@ -164,15 +166,16 @@ class TrustRuntime:
         executed_sql: str | None,
         publish: Publish,
         execution: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> AuditDecision:
         envelope = seal_result(result, self.hub_encryption_key, self.trust_signing_key)
         self.ledger.finish(result.query_id, json.dumps(envelope.to_wire()))
         released = result.model_dump(mode="json", exclude={"version", "query_id", "trust_id", "produced_at"})
+        decision = AuditDecision(result.status)
         self.audit.append(
             query_id=result.query_id,
             project_id=task.project_id,
             sql=task.sql,
-            decision=result.status,
+            decision=decision,
             detail=result.detail,
             released=released,
             execution=execution,
@@ -184,7 +187,7 @@ class TrustRuntime:
             log.warning("query %s: %s (%s)", result.query_id, result.status, failure["description"])
         else:
             log.info("query %s: %s", result.query_id, result.status)
-        return result.status
+        return decision
 
     def _deliver(self, query_id: str, sealed: str, publish: Publish) -> None:
         """Publish a sealed answer kept in the ledger; if the broker cannot take it now, it stays there and
@@ -196,22 +199,24 @@ class TrustRuntime:
             return
         self.ledger.mark_published(query_id)
 
-    def _refuse(self, signed: SignedTask, exc: TaskRejected, publish: Publish, received: datetime) -> str:
-        task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {"misaddressed"} else None
+    def _refuse(
+        self, signed: SignedTask, exc: TaskRejected, publish: Publish, received: datetime
+    ) -> AuditDecision:
+        task = parse_task(signed.payload) if exc.code in _ANSWERABLE | {RefusalCode.MISADDRESSED} else None
         self.audit.append(
             query_id=task.query_id if task else "?",
             project_id=task.project_id if task else None,
             sql=task.sql if task else None,
-            decision="refused",
+            decision=AuditDecision.REFUSED,
             detail=f"{exc.code}: {exc}",
         )
         log.warning("refused a task (%s): %s", exc.code, exc)
         if task is None or exc.code not in _ANSWERABLE:
-            return "refused"
+            return AuditDecision.REFUSED
         claim = self.ledger.claim(task.query_id, task.expires_at)
-        if claim.state != "new":
-            return "refused"
-        answer = self._without_figures(task, "rejected", exc.code, str(exc), received)
+        if claim.state is not ClaimState.NEW:
+            return AuditDecision.REFUSED
+        answer = self._without_figures(task, ResultStatus.REJECTED, exc.code, str(exc), received)
         return self._reply(answer, task, None, publish)
 
 

@@ -24,7 +24,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+
+from omop.states import ClaimState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executed (
@@ -65,7 +66,7 @@ class Claim:
     when the query could not be paid for, in which case nothing was charged and the query must not run.
     """
 
-    state: Literal["new", "done", "interrupted"]
+    state: ClaimState
     envelope: str | None = None
     budget_left: float | None = None
     over_budget: bool = False
@@ -133,19 +134,19 @@ class TaskLedger:
                     (query_id, now, expires),
                 )
                 if charge is None:
-                    return Claim("new")
+                    return Claim(ClaimState.NEW)
                 left = self._left(charge.project_id, charge.budget)
                 if charge.epsilon > left + _EPSILON_SLACK:
-                    return Claim("new", budget_left=left, over_budget=True)
+                    return Claim(ClaimState.NEW, budget_left=left, over_budget=True)
                 self._db.execute(
                     "INSERT INTO privacy_spent (query_id, project_id, epsilon, spent_at) VALUES (?, ?, ?, ?)",
                     (query_id, charge.project_id, charge.epsilon, now),
                 )
-                return Claim("new", budget_left=max(0.0, left - charge.epsilon))
+                return Claim(ClaimState.NEW, budget_left=max(0.0, left - charge.epsilon))
         finished_at, envelope = row
         if finished_at is not None and envelope is not None:
-            return Claim("done", envelope)
-        return Claim("interrupted")
+            return Claim(ClaimState.DONE, envelope)
+        return Claim(ClaimState.INTERRUPTED)
 
     def _left(self, project_id: str, budget: float) -> float:
         (spent,) = self._db.execute(

@@ -27,6 +27,7 @@ from omop.differential_privacy import (
 )
 from omop.numeric_spec import HistogramSpec
 from omop.protocol import PrivacyStatement, TrustResult
+from omop.states import PrivacyMode, ResultStatus
 from trust_worker.noisy_release import noisy_cohort_figures, noisy_numeric
 
 DRAWS = 40_000
@@ -149,7 +150,7 @@ def test_noisy_cohort_figures_always_keep_the_release_contract(
         trust_id="t",
         threshold=10,
         produced_at=datetime.now(UTC),
-        privacy=PrivacyStatement(mode="dp", epsilon=epsilon, scales=plan.scales),
+        privacy=PrivacyStatement(mode=PrivacyMode.DP, epsilon=epsilon, scales=plan.scales),
         **figures,
     )
     if figures["status"] == "released":
@@ -189,10 +190,10 @@ def test_noisy_numeric_figures_keep_the_contract_and_stay_in_bounds(
         trust_id="t",
         threshold=10,
         produced_at=datetime.now(UTC),
-        status="released",
+        status=ResultStatus.RELEASED,
         person_count=max(n + 20, 10),
         numeric=numeric,
-        privacy=PrivacyStatement(mode="dp", epsilon=1.0, scales=plan.scales),
+        privacy=PrivacyStatement(mode=PrivacyMode.DP, epsilon=1.0, scales=plan.scales),
     )
     column = numeric["bmi"]
     if column["status"] == "released":

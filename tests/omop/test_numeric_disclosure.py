@@ -255,14 +255,14 @@ def test_contract_check_refuses_tampered_results(tamper: Any, message: str) -> N
 def test_released_numeric_survives_the_signed_result_round_trip() -> None:
     from datetime import UTC, datetime
 
-    from omop.protocol import TrustResult, canonical_json, parse_result
+    from omop.protocol import ResultStatus, TrustResult, canonical_json, parse_result
 
     numeric = released_example()
     numeric["hba1c"] = {"status": "suppressed", "detail": NUMERIC_SUPPRESSED_DETAIL}
     result = TrustResult(
         query_id="q1",
         trust_id="trust-a",
-        status="released",
+        status=ResultStatus.RELEASED,
         threshold=T,
         person_count=100,
         numeric=numeric,

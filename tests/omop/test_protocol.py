@@ -413,6 +413,11 @@ def test_from_wire_never_crashes(data: Any) -> None:
 
 def test_long_detail_is_shortened_not_fatal() -> None:
     result = TrustResult(
-        query_id="q1", trust_id="t", status="error", threshold=10, produced_at=NOW, detail="x" * 5000
+        query_id="q1",
+        trust_id="t",
+        status=ResultStatus.ERROR,
+        threshold=10,
+        produced_at=NOW,
+        detail="x" * 5000,
     )
     assert result.detail is not None and len(result.detail) == 1000 and result.detail.endswith("...")
