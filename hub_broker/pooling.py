@@ -25,7 +25,7 @@ from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import discrete_laplace_variance, interval_half_width
-from omop.disclosure import OTHER_LABEL, protect_distribution
+from omop.disclosure import OTHER_LABEL, decide, protect_distribution
 from omop.states import ANSWERED, PrivacyMode, QueryStatus, ResultStatus
 
 
@@ -102,7 +102,7 @@ def pool_released(results: Sequence[Mapping[str, Any]], threshold: int) -> dict[
     """
     released = [r for r in results if r.get("status") == ResultStatus.RELEASED]
     total = sum(int(r.get("person_count") or 0) for r in released)
-    if not released or total < threshold:
+    if not released or not decide(total, threshold):
         return {"person_count": None, "sex": {}, "age": {}, "trusts_released": len(released)}
     sex, sex_cells = _pool_table(released, "sex", SEX_LABELS, threshold)
     age, age_cells = _pool_table(released, "age", AGE_BANDS, threshold)

@@ -67,7 +67,11 @@ def is_small(count: int, threshold: int) -> bool:
 
 
 def decide(person_count: int, threshold: int) -> bool:
-    """True if a cohort of ``person_count`` distinct persons may be released at all (count >= T)."""
+    """True if a cohort of ``person_count`` distinct persons may be released at all (count >= T).
+
+    The one implementation of this rule: the trust's pipeline (``release_figures``, and the noisy count in
+    dp mode) and the hub's pooling ask it.
+    """
     _require_threshold(threshold)
     _require_count("person_count", person_count)
     return person_count >= threshold

@@ -27,7 +27,7 @@ from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import NoisePlan
-from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution
+from omop.disclosure import SUPPRESSED_DETAIL, decide, is_small, protect_distribution
 from omop.numeric_disclosure import (
     cells_to_json,
     protect_histogram,
@@ -64,7 +64,7 @@ def noisy_cohort_figures(
     """The released cohort figures in dp mode (``status`` and the ``TrustResult`` fields)."""
     (noisy_persons,) = plan.noisy_ints("person_count", [person_count])
     persons = max(0, noisy_persons)
-    if persons < threshold:
+    if not decide(persons, threshold):  # the noisy count decides, as the exact one does in exact mode
         return {"status": ResultStatus.SUPPRESSED, "detail": SUPPRESSED_DETAIL}
     names = list(columns)
     noisy_rows, *noisy_non_null = plan.noisy_ints(

@@ -18,7 +18,7 @@ from typing import Any
 
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import MECHANISM, NoisePlan, cohort_groups, numeric_groups, plan_noise
-from omop.disclosure import SUPPRESSED_DETAIL, is_small, protect_distribution, protect_pair
+from omop.disclosure import SUPPRESSED_DETAIL, decide, is_small, protect_distribution, protect_pair
 from omop.errors import UsageError
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import NumericRequest
@@ -68,14 +68,15 @@ def release_figures(
 ) -> dict[str, Any]:
     """Apply the disclosure rules to raw in-database aggregates: what may leave the trust, and nothing else.
 
-    Below the threshold (zero included) nothing but the status is released, with the same wording.
+    Below the threshold (zero included) nothing but the status is released, with the same wording: whether
+    the cohort is released at all is ``omop.disclosure.decide``, the one place that rule is written.
 
     Row-based figures (``row_count`` and the per-column null/non-null pairs, which add up to it) are
     released only when ``row_count - person_count`` is 0 or at least T: otherwise "3 rows more than
     persons" would tell that a handful of persons have extra records. Withheld, they are all withheld
     together, since any one pair would give ``row_count`` back.
     """
-    if person_count < threshold:
+    if not decide(person_count, threshold):
         return {"status": ResultStatus.SUPPRESSED, "detail": SUPPRESSED_DETAIL}
     released_rows: int | None = None
     released_columns: dict[str, ColumnCounts] | None = None
