@@ -29,6 +29,7 @@ from benchmarks import (
 from benchmarks.config import Config
 from benchmarks.stacks import Log, StackPool
 from benchmarks.suite import Context, Plan, Row
+from omop.errors import first_line
 
 MODULES: dict[str, ModuleType] = {
     m.NAME: m
@@ -45,9 +46,10 @@ MODULES: dict[str, ModuleType] = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+def _described(exc: BaseException) -> str:
+    """``TypeName: first line``: in a benchmark report the kind of failure matters as much as its text."""
+    name, text = type(exc).__name__, first_line(exc)
+    return name if text == name else f"{name}: {text}"
 
 
 def run(config: Config, suites: list[str], log: Log, workdir: Path | None = None) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def run(config: Config, suites: list[str], log: Log, workdir: Path | None = None
         try:
             plans[name] = MODULES[name].plan(config)
         except Exception as exc:
-            plans[name] = Plan([], skipped=f"could not plan: {_one_line(exc)}")
+            plans[name] = Plan([], skipped=f"could not plan: {_described(exc)}")
     units = sorted((u for p in plans.values() for u in p.units), key=lambda u: u.sort_key())
     rows: dict[str, list[Row]] = {name: [] for name in suites}
     errors: dict[str, list[dict[str, str]]] = {name: [] for name in suites}
@@ -74,8 +76,8 @@ def run(config: Config, suites: list[str], log: Log, workdir: Path | None = None
                     stack = pool.get(unit.need.trusts, unit.need.persons) if unit.need else None
                     rows[unit.suite].append(unit.run(ctx, stack))
                 except Exception as exc:
-                    log(f"{unit.suite} ({unit.label}) failed: {_one_line(exc)}")
-                    errors[unit.suite].append({"unit": unit.label, "error": _one_line(exc)})
+                    log(f"{unit.suite} ({unit.label}) failed: {_described(exc)}")
+                    errors[unit.suite].append({"unit": unit.label, "error": _described(exc)})
         finally:
             pool.close()
     results: dict[str, Any] = {

@@ -16,7 +16,7 @@ from hub_broker.report import EXIT_CODES, query_report
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore, Query
 from hub_broker.submit import submit, wait_for
-from omop.errors import OmopFedError, UsageError
+from omop.errors import UsageError
 from omop.numeric_spec import NumericRequest
 from omop.settings import load
 from omop.states import QueryStatus
@@ -61,7 +61,10 @@ def submit_cmd(
         False, "--all-numeric", help="Summarise every numeric output column except ids."
     ),
 ) -> int:
-    """Submit a cohort question to the trusts, show progress per trust, then the pooled result."""
+    """Submit a cohort question to the trusts, show progress per trust, then the pooled result.
+
+    Exit codes: 0 every trust answered, 3 some trusts did not answer, 4 no trust answered.
+    """
     settings = _settings(hub_store_url=store_url)
     text = _read_sql(sql_file, sql)
     request = None
@@ -145,7 +148,11 @@ def result_cmd(
     store_url: str | None = typer.Option(None, "--store"),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> int:
-    """Print the pooled and per-trust result of a query from the store."""
+    """Print the pooled and per-trust result of a query from the store.
+
+    Exit codes: 0 every trust answered (or the query is still pending), 3 some trusts did not answer,
+    4 no trust answered.
+    """
     store = HubStore(_settings(hub_store_url=store_url).hub_store_url)
     query = _known(store, query_id)
     report = query_report(query)
@@ -159,7 +166,7 @@ def result_cmd(
 def _known(store: HubStore, query_id: str) -> Query:
     query = finalize_if_due(store, query_id)
     if query is None:
-        raise OmopFedError(f"unknown query id {query_id!r}", exit_code=2)
+        raise UsageError(f"unknown query id {query_id!r}")
     return query
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from omop.errors import OmopFedError
+from omop.errors import OmopFedError, first_line
 from omop.transport import results_key, trust_queue_name, unacked_keys
 
 
@@ -34,7 +34,7 @@ def queue_depths(
             pipe.llen(results_key(trust_id))
         counts = pipe.execute(raise_on_error=False)
     except redis.RedisError as exc:
-        raise OmopFedError(f"cannot read the broker: {str(exc).splitlines()[0]}") from exc
+        raise OmopFedError(f"cannot read the broker: {first_line(exc)}") from exc
     finally:
         client.close()
     out: dict[str, dict[str, Any]] = {}
@@ -66,7 +66,7 @@ def check_broker_room(client: Any, tasks: int, sql_bytes: int) -> None:
     try:
         info = client.info("memory")
     except redis.RedisError as exc:
-        raise OmopFedError(f"cannot read the broker: {str(exc).splitlines()[0]}") from exc
+        raise OmopFedError(f"cannot read the broker: {first_line(exc)}") from exc
     limit = int(info.get("maxmemory") or 0)
     used = int(info.get("used_memory") or 0)
     need = tasks * (TASK_BASE_BYTES + 2 * sql_bytes)

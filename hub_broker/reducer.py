@@ -30,6 +30,7 @@ from hub_broker.finalize import finalize_due, finalize_if_due
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.crypto import ResultRejected, open_result
+from omop.errors import first_line
 from omop.keys import load_hub_private, load_trust_registry
 from omop.protocol import ProtocolError, ResultEnvelope
 from omop.states import Recorded, RefusalCode
@@ -324,7 +325,7 @@ def run_reducer(
                 alive_at = time.monotonic() + ALIVE_EVERY_S
                 _touch(settings.ready_file)
         except redis.RedisError as exc:
-            log.warning("broker unavailable (%s); retrying in %.1f s", str(exc).splitlines()[0], backoff)
+            log.warning("broker unavailable (%s); retrying in %.1f s", first_line(exc), backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
             continue
@@ -344,7 +345,7 @@ def run_reducer(
         try:
             reader.done(owner, raw)
         except redis.RedisError as exc:  # handled already; at worst it is handled again, and stored once
-            log.warning("could not clear a handled message: %s", str(exc).splitlines()[0])
+            log.warning("could not clear a handled message: %s", first_line(exc))
     client.close()
 
 

@@ -19,7 +19,7 @@ from hub_broker.queues import check_broker_room
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore, Query, utcnow
 from omop.crypto import sign_task
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_line
 from omop.keys import load_hub_private, load_trust_registry
 from omop.numeric_spec import NumericRequest, precheck_columns
 from omop.protocol import (
@@ -130,7 +130,7 @@ def submit(
         try:
             conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
         except Exception as exc:
-            raise OmopFedError(f"cannot reach the broker: {_one_line(exc)}") from exc
+            raise OmopFedError(f"cannot reach the broker: {first_line(exc)}") from exc
         check_broker_room(conn.default_channel.client, len(tasks), len(sql.encode()))
         store.create_query(
             query_id=query_id,
@@ -157,7 +157,7 @@ def submit(
                     )
                 except Exception as exc:
                     store.record_answer(
-                        query_id, trust_id, TrustStatus.ERROR, f"could not be queued: {_one_line(exc)}", None
+                        query_id, trust_id, TrustStatus.ERROR, f"could not be queued: {first_line(exc)}", None
                     )
     return Submission(query_id, targets, deadline)
 
@@ -182,8 +182,3 @@ def wait_for(
         if query.status != QueryStatus.PENDING:
             return query
         time.sleep(poll_s)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

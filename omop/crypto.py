@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from omop.errors import OmopFedError
+from omop.errors import ResultRejected as ResultRejected
+from omop.errors import TaskRejected as TaskRejected
 from omop.protocol import (
     PROTOCOL_VERSION,
     CohortTask,
@@ -61,33 +62,6 @@ CLOCK_SKEW = timedelta(seconds=60)
 """How far in the future a task's ``issued_at`` may be, to tolerate clocks that are slightly off."""
 
 PublicKey = Ed25519PublicKey | X25519PublicKey
-
-
-class TaskRejected(OmopFedError):
-    """A task the trust must not execute. ``code`` is a stable token for the audit log:
-
-    ``bad_signature``, ``wrong_key`` (signed under a key id other than the pinned hub key), ``misaddressed``
-    (for another trust), ``expired``, ``not_yet_valid`` (issued too far in the future), ``malformed``.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"task rejected ({code}): {message}")
-        self.code = code
-        self.detail = message
-
-
-class ResultRejected(OmopFedError):
-    """A result envelope the hub must not store. ``code`` is a stable token for logs:
-
-    ``unknown_trust``, ``wrong_key`` (signed under a key id other than the registered one),
-    ``bad_signature``, ``decrypt_failed``, ``mismatch`` (inner query/trust differ from the envelope's),
-    ``malformed``.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"result rejected ({code}): {message}")
-        self.code = code
-        self.detail = message
 
 
 def raw_public_bytes(public_key: PublicKey) -> bytes:

@@ -7,11 +7,8 @@ from typing import Any
 import psycopg
 
 from omop.dburl import libpq_url, redact
-from omop.errors import OmopFedError
-
-
-class DatabaseUnavailable(OmopFedError):
-    """The server could not be reached or refused the credentials."""
+from omop.errors import DatabaseUnavailable as DatabaseUnavailable
+from omop.errors import first_line
 
 
 def connect(url: str, *, connect_timeout: int = 10, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -20,13 +17,12 @@ def connect(url: str, *, connect_timeout: int = 10, **kwargs: Any) -> psycopg.Co
     try:
         return psycopg.connect(target, connect_timeout=connect_timeout, **kwargs)
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to {redact(target)}: {_first_line(exc)}") from exc
+        raise DatabaseUnavailable(f"cannot connect to {redact(target)}: {_libpq_reason(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+def _libpq_reason(exc: BaseException) -> str:
     # libpq puts the useful part after "FATAL:" on the first line; keep it short and free of internals
-    msg = lines[0] if lines else type(exc).__name__
+    msg = first_line(exc)
     if "FATAL:" in msg:
         msg = msg.split("FATAL:", 1)[1].strip()
     elif "failed:" in msg:

@@ -39,7 +39,7 @@ from psycopg import sql
 from omop import concepts as c
 from omop import schema
 from omop.db import connect
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_line
 from omop.schema.loading import (
     CONCEPT_COLUMNS,
     analyze,
@@ -241,7 +241,7 @@ def load_eunomia(
                     create_secondary_indexes(conn)
                     analyze(conn)
             except psycopg.Error as exc:
-                raise OmopFedError(f"loading Eunomia failed, nothing was written: {_one_line(exc)}") from exc
+                raise OmopFedError(f"loading Eunomia failed, nothing was written: {first_line(exc)}") from exc
     finally:
         duck.close()
     report.seconds = time.perf_counter() - started
@@ -277,8 +277,3 @@ def _add_missing_genders(conn: psycopg.Connection[Any]) -> int:
         cur = conn.execute(insert, c.BY_ID[concept_id].row())
         added += max(cur.rowcount, 0)
     return added
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__

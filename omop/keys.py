@@ -20,7 +20,6 @@ import base64
 import binascii
 import json
 import os
-import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from omop.crypto import key_id, raw_public_bytes
+from omop.errors import KeyFileError as KeyFileError
 from omop.errors import OmopFedError
 from omop.protocol import check_trust_id
+from omop.user_input import read_bytes
 
 HUB_SIGNING_KEY = "hub_signing.key"
 HUB_ENCRYPTION_KEY = "hub_encryption.key"
@@ -51,10 +52,6 @@ _MAX_KEY_FILE_BYTES = 64 * 1024
 
 PrivateKey = Ed25519PrivateKey | X25519PrivateKey
 Outcome = Literal["added", "unchanged", "replaced"]
-
-
-class KeyFileError(OmopFedError):
-    """A key file is missing, unreadable, too open, corrupt or in conflict. One line naming the file."""
 
 
 def trust_private_name(trust_id: str) -> str:
@@ -275,34 +272,15 @@ def _require_dir(path: Path, what: str) -> None:
 
 def _read_checked(path: Path, forbidden_bits: int, fix: str) -> bytes:
     """Read a small regular file, refusing it if its mode has any of ``forbidden_bits``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise KeyFileError(f"key file not found: {path}") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)  # the file we opened, not whatever the name points to by now
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path} is not a regular file")
-        if info.st_mode & forbidden_bits:
-            raise KeyFileError(
-                f"{path} is accessible by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
-                f"run: {fix} {path}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= _MAX_KEY_FILE_BYTES and (chunk := os.read(fd, _MAX_KEY_FILE_BYTES + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-        data = b"".join(chunks)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{path} is too large to be a key file")
-    return data
+    return read_bytes(
+        path,
+        "key file",
+        error=KeyFileError,
+        max_bytes=_MAX_KEY_FILE_BYTES,
+        regular_only=True,
+        refuse_mode=forbidden_bits,
+        fix=fix,
+    )
 
 
 def load_private_key(path: Path) -> PrivateKey:

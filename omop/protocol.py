@@ -43,7 +43,8 @@ from pydantic import (
 )
 
 from omop.disclosure import MIN_THRESHOLD
-from omop.errors import OmopFedError, UsageError
+from omop.errors import ProtocolError as ProtocolError
+from omop.errors import UsageError, first_invalid
 from omop.numeric_disclosure import check_released_numeric
 from omop.states import PrivacyMode, ReasonCode, RefusalCode
 from omop.states import ResultStatus as ResultStatus
@@ -96,19 +97,6 @@ def new_query_id() -> str:
     return uuid.uuid4().hex
 
 
-class ProtocolError(OmopFedError):
-    """A message that is not a well-formed message of this protocol.
-
-    ``code`` is a stable token for logs and audit: ``malformed`` (structure, types, values),
-    ``bad_version`` (a protocol version this code does not speak), ``bad_base64``, ``too_large``.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.detail = message
-
-
 def canonical_json(obj: Any) -> bytes:
     """Canonical JSON bytes of ``obj``: sorted keys, no whitespace, UTF-8, no NaN/Infinity.
 
@@ -150,9 +138,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "message"
-    return f"{loc}: {err.get('msg', 'invalid')}"
+    problem = first_invalid(exc)
+    return f"{problem.where('message')}: {problem.message}"
 
 
 Statistic = str

@@ -26,7 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from omop.errors import UsageError
+from omop.errors import UsageError, first_invalid
+from omop.user_input import read_text
 
 ENV_PREFIX = "OMOPFED_"
 FILE_SUFFIX = "_FILE"
@@ -45,18 +46,7 @@ def read_value_file(variable: str, path: str) -> str:
     """
     if not path:
         raise UsageError(f"{variable} is empty; it must name a file")
-    file = Path(path)
-    try:
-        with file.open("rb") as fh:
-            data = fh.read(MAX_SECRET_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{variable}: cannot read {file}: {exc.strerror or exc}") from None
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise UsageError(f"{variable}: {file} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{variable}: {file} is not UTF-8 text") from None
+    text = read_text(Path(path), variable, max_bytes=MAX_SECRET_FILE_BYTES)
     return text.removesuffix("\n").removesuffix("\r")
 
 
@@ -132,6 +122,6 @@ def load(cls: type[S], **overrides: object) -> S:
     try:
         return cls(_env_file=tuple(_env_files) or None, **given)  # type: ignore[call-arg]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        raise UsageError(f"invalid setting {field} (OMOPFED_{field.upper()}): {first.get('msg')}") from exc
+        problem = first_invalid(exc)
+        field = problem.where("settings")
+        raise UsageError(f"invalid setting {field} (OMOPFED_{field.upper()}): {problem.message}") from exc

@@ -30,7 +30,7 @@ import psycopg
 from omop import concepts as c
 from omop import schema
 from omop.db import connect
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_line
 from omop.schema.loading import (
     analyze,
     copy_rows,
@@ -94,14 +94,9 @@ def seed(
                     report = SeedReport("bulk", persons, seed)
                     write_bulk(conn, persons, seed, report, progress)
         except psycopg.Error as exc:
-            raise OmopFedError(f"seeding failed, nothing was written: {_one_line(exc)}") from exc
+            raise OmopFedError(f"seeding failed, nothing was written: {first_line(exc)}") from exc
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _cdm_source(conn: psycopg.Connection[Any], name: str, abbreviation: str, description: str) -> None:

@@ -1,7 +1,9 @@
 """Root of the ``omopfed`` command line.
 
-Errors users can act on (``OmopFedError``) become one line on stderr and the error's exit code, never a
-traceback. ``--env-file FILE`` is accepted anywhere on the command line and applies to every command.
+Every failure a user can act on is one line on stderr, ``error: ...``, never a traceback, and an exit code
+with the same meaning for every command (``omop.errors.ExitCode``, README.md "Exit codes"): an
+``OmopFedError`` exits with its class's code, a command line that does not parse with 2, Ctrl-C with 130.
+``--env-file FILE`` is accepted anywhere on the command line and applies to every command.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from omop.errors import OmopFedError
+from omop.errors import ExitCode, OmopFedError, UsageError
 from omop.settings import use_env_file
 
 app = typer.Typer(
@@ -27,7 +30,7 @@ err_console = Console(stderr=True)
 
 # typer >= 0.22 raises its own vendored click exceptions; older releases raise click's. Catch both.
 _INTERRUPTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
-_USAGE_ERRORS: tuple[type[BaseException], ...] = (
+_CLICK_ERRORS: tuple[type[BaseException], ...] = (
     click.exceptions.ClickException,
     getattr(typer, "TyperException", click.exceptions.ClickException),
 )
@@ -104,7 +107,7 @@ def _take_env_files(argv: list[str]) -> list[str]:
         if arg == "--env-file":
             value = next(it, None)
             if value is None:
-                raise OmopFedError("--env-file needs a file name", exit_code=2)
+                raise UsageError("--env-file needs a file name")
             use_env_file(Path(value))
         elif arg.startswith("--env-file="):
             use_env_file(Path(arg.split("=", 1)[1]))
@@ -120,19 +123,33 @@ def main(argv: list[str] | None = None) -> None:
         _mount(args)
         result = app(args=args, prog_name="omopfed", standalone_mode=False)
     except OmopFedError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(exc.exit_code)
     except _INTERRUPTS:
         err_console.print("interrupted")
-        sys.exit(130)
-    except _USAGE_ERRORS as exc:
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+        sys.exit(ExitCode.INTERRUPTED)
+    except _CLICK_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as click shows it
+            exc.show()  # type: ignore[attr-defined]
         else:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(int(getattr(exc, "exit_code", 1) or 1))
-    sys.exit(result if isinstance(result, int) else 0)
+            _error(_click_message(exc))
+        sys.exit(int(getattr(exc, "exit_code", ExitCode.ERROR)))
+    sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def _error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, on one line, the message printed as it is (no markup, no wrapping)."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip()) or "unknown error"
+    err_console.print(Text.assemble(("error:", "bold red"), " ", line), soft_wrap=True, highlight=False)
+
+
+def _click_message(exc: BaseException) -> str:
+    """A command-line parse error in one line, with where to look: ``No such option: --x (see: ...)``."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None)
+    return f"{str(message).rstrip('.')} (see: {command} --help)" if command else str(message)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from omop.errors import ExitCode
 from omop.keys import (
     HUB_PUBLIC,
     describe_dir,
@@ -93,7 +94,10 @@ def pin_hub_cmd(
 def list_keys(
     directory: Annotated[Path, typer.Option("--dir", help="A hub or trust key directory.")],
 ) -> None:
-    """Show the key files in a directory with their key ids (never the keys themselves)."""
+    """Show the key files in a directory with their key ids (never the keys themselves).
+
+    Exit codes: 0 every key file is sound, 1 some file has a problem (marked PROBLEM).
+    """
     entries = describe_dir(directory)
     if not entries:
         typer.echo(f"no key files in {directory}")
@@ -108,4 +112,4 @@ def list_keys(
         else:
             typer.echo(f"{name}  {entry.description}: {entry.key_ids}")
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)

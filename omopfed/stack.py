@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from omop.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_invalid
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
-from omop.localservices.processes import pid_alive, process_tree, stop_pid
+from omop.localservices.processes import log_tail, pid_alive, process_tree, stop_pid
 from omop.states import PrivacyMode
 from omop.synthetic import check_persons
 from omopfed.trust_ids import trust_ids
@@ -142,17 +142,10 @@ def _wait_ready(items: list[tuple[str, int, Path, Path]], timeout: float) -> Non
             if ready.exists():
                 pending.remove(item)
             elif not pid_alive(pid):
-                raise OmopFedError(f"{name} exited during start-up: {_tail(log)}")
+                raise OmopFedError(f"{name} exited during start-up: {log_tail(log)}")
         if pending and time.monotonic() > deadline:
-            raise OmopFedError(f"{pending[0][0]} not ready after {timeout:.0f} s: {_tail(pending[0][3])}")
+            raise OmopFedError(f"{pending[0][0]} not ready after {timeout:.0f} s: {log_tail(pending[0][3])}")
         time.sleep(0.05)
-
-
-def _tail(log: Path, lines: int = 3) -> str:
-    if not log.exists():
-        return "(no log)"
-    text = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def up(
@@ -222,12 +215,14 @@ def privacy_policy_text(privacy: str, epsilon: float | None, budget: float | Non
     text = "\n".join(lines) + "\n"
     try:
         PrivacyPolicy.model_validate(tomllib.loads(text)["privacy"])
-    except (ValidationError, tomllib.TOMLDecodeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"msg": str(exc), "loc": ()}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        flag = {"epsilon_per_query": "--epsilon", "budget_per_project": "--budget"}.get(where, "--privacy")
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise UsageError(f"{flag}: {message}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--privacy: {exc}") from None
+    except ValidationError as exc:
+        problem = first_invalid(exc)
+        flag = {"epsilon_per_query": "--epsilon", "budget_per_project": "--budget"}.get(
+            problem.where(""), "--privacy"
+        )
+        raise UsageError(f"{flag}: {problem.message}") from None
     return text
 
 

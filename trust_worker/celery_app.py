@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_line
 from omop.keys import load_pinned_hub, load_trust_private
 from omop.protocol import check_trust_id
 from omop.transport import (
@@ -55,9 +55,7 @@ VISIBILITY_MARGIN_S = 300.0
 def check_reader_role(executor: ReaderExecutor) -> None:
     problems = reader_role_problems(executor.connection())
     if problems:
-        raise OmopFedError(
-            "refusing to start: the database role is not read-only: " + "; ".join(problems), exit_code=1
-        )
+        raise OmopFedError("refusing to start: the database role is not read-only: " + "; ".join(problems))
 
 
 def build_runtime(settings: TrustSettings) -> TrustRuntime:
@@ -196,7 +194,7 @@ def start_heartbeat(app: Celery, trust_id: str, liveness: Liveness) -> threading
                 )
                 liveness.sent(now)
             except Exception as exc:  # the broker is away: kombu reconnects the consumer itself
-                log.warning("heartbeat not sent: %s", str(exc).splitlines()[0])
+                log.warning("heartbeat not sent: %s", first_line(exc))
 
     threading.Thread(target=loop, name="omopfed-heartbeat", daemon=True).start()
     return stop
@@ -217,7 +215,7 @@ def run_worker(settings: TrustSettings, loglevel: str = "INFO") -> None:
     try:
         returned = return_inflight_tasks(broker, runtime.trust_id)
     except redis.RedisError as exc:  # the broker is down: kombu's own restore still covers it later
-        log.warning("could not check for tasks left in flight: %s", str(exc).splitlines()[0])
+        log.warning("could not check for tasks left in flight: %s", first_line(exc))
         returned = 0
     finally:
         broker.close()

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omop.errors import OmopFedError, UsageError
+from omop.errors import ExitCode, OmopFedError, UsageError
 from omop.settings import load
 from omop.user_input import read_text
 from trust_worker.audit_log import AuditLog
@@ -19,7 +19,15 @@ from trust_worker.settings import TrustSettings
 out = Console()
 err = Console(stderr=True)
 
-CHECK_EXIT = {"released": 0, "suppressed": 3, "rejected": 4, "error": 5}
+#: ``trust check`` asks one trust, so it exits as ``hub submit`` would with only this trust: 0 when the trust
+#: answers (figures released, or suppressed under the threshold), 4 when it does not (the query refused, or
+#: it could not run: the database unreachable or its role not read-only, a timeout, a lost privilege).
+CHECK_EXIT = {
+    "released": ExitCode.OK,
+    "suppressed": ExitCode.OK,
+    "rejected": ExitCode.FAILED,
+    "error": ExitCode.FAILED,
+}
 
 
 def worker_cmd(
@@ -43,7 +51,10 @@ def check_cmd(
     project: str | None = typer.Option(None, "--project", help="Project id to check against the policy."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> int:
-    """Run the whole pipeline locally and show what would be released (exit 0/3/4/5)."""
+    """Run the whole pipeline locally and show what would be released, or why not.
+
+    Exit codes: 0 the trust would answer (released or suppressed), 4 it would not (rejected or error).
+    """
     from trust_worker.celery_app import check_reader_role
     from trust_worker.executor import ReaderExecutor
     from trust_worker.pipeline import answer_cohort
@@ -127,7 +138,10 @@ def audit_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 if it is broken."),
 ) -> int:
-    """List the trust's audit log: every task, its SQL, the decision and what was released."""
+    """List the trust's audit log: every task, its SQL, the decision and what was released.
+
+    Exit codes: 0 listed (with --verify: the chain is intact), 1 the chain is broken.
+    """
     settings = load(TrustSettings, state_dir=state_dir)
     log = AuditLog(settings.audit_path())
     if verify:
@@ -135,7 +149,7 @@ def audit_cmd(
         for b in breaks:
             err.print(f"line {b.line}: {b.reason}")
         err.print("audit log intact" if not breaks else f"audit log damaged: {len(breaks)} problem(s)")
-        return 1 if breaks else 0
+        return ExitCode.ERROR if breaks else ExitCode.OK
     entries = list(log.entries())[-limit:] if limit > 0 else []
     if as_json:
         for entry in entries:

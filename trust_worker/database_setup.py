@@ -36,7 +36,7 @@ from psycopg import sql
 from omop import schema
 from omop.db import connect
 from omop.dburl import database_name, with_user
-from omop.errors import OmopFedError, UsageError
+from omop.errors import OmopFedError, UsageError, first_line
 from omop.schema.checks import ForeignSchemaError, conflict_message, schema_conflicts
 from trust_worker.executor import temp_file_control
 
@@ -129,7 +129,7 @@ def init_db(
                 notes = _bound_temp_files(conn, temp_file_limit_mb)
                 _grant(conn, database_name(admin_url))
         except psycopg.Error as exc:
-            raise OmopFedError(f"init-db failed, nothing was changed: {_one_line(exc)}") from exc
+            raise OmopFedError(f"init-db failed, nothing was changed: {first_line(exc)}") from exc
     for note in notes:
         log.warning("%s", note)
     return notes
@@ -292,11 +292,6 @@ def _grant(conn: psycopg.Connection[Any], dbname: str) -> None:
 
 def _schema_exists(conn: psycopg.Connection[Any], name: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone() is not None
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------------------

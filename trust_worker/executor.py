@@ -29,6 +29,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from omop.db import connect
+from omop.errors import ExecutionFailed as ExecutionFailed
 from omop.errors import OmopFedError
 
 log = logging.getLogger("omopfed.trust")
@@ -48,41 +49,6 @@ class Limits:
     idle_in_transaction_timeout_s: float
     work_mem_mb: int
     temp_file_limit_mb: int
-
-
-class ExecutionFailed(OmopFedError):
-    """The statement did not complete. Everything in it is for the trust's audit log, never for the hub.
-
-    ``cause`` is a short token (``statement_timeout``, ``lock_timeout``, ``temp_file_limit``,
-    ``insufficient_privilege``, ``read_only``, ``connection_lost``, ``database_unavailable``,
-    ``data_changed``, ``no_row``, ``temp_file_limit_unenforceable``, ``database_error``); ``str(exc)`` a
-    one-line description for staff (no SQL, no server text); ``sqlstate`` and ``error_class`` name the
-    PostgreSQL error when there was one; ``connection_lost`` tells the executor to reconnect and retry.
-    """
-
-    def __init__(
-        self,
-        cause: str,
-        description: str,
-        *,
-        sqlstate: str | None = None,
-        error_class: str | None = None,
-        connection_lost: bool = False,
-    ) -> None:
-        super().__init__(description)
-        self.cause = cause
-        self.sqlstate = sqlstate
-        self.error_class = error_class
-        self.connection_lost = connection_lost
-
-    def audit_record(self) -> dict[str, Any]:
-        """What the audit log keeps about this failure (the trust's staff read it; the hub never does)."""
-        return {
-            "cause": self.cause,
-            "description": str(self),
-            "sqlstate": self.sqlstate,
-            "error_class": self.error_class,
-        }
 
 
 def classify(exc: psycopg.Error, limits: Limits) -> tuple[str, str]:

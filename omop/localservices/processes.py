@@ -6,13 +6,12 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-class LocalServiceError(RuntimeError):
-    """A local server could not be started or stopped; the message says why in one line."""
+from omop.errors import LocalServiceError as LocalServiceError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -39,15 +38,58 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``check`` until it is true; raise a one-line error naming ``what`` on timeout."""
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    *,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``check`` until it is true; raise a one-line ``LocalServiceError`` naming ``what`` otherwise.
+
+    While the server comes up ``check`` may fail (connection refused, still loading): any exception counts as
+    "not ready yet", except a ``LocalServiceError``, which means waiting is pointless and is raised at once.
+    Given the server's ``process``, waiting stops as soon as it exits, with an error that says so and gives
+    its exit code, instead of polling a dead server until ``timeout``.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+    while True:
+        if process is not None and (code := process.poll()) is not None:
+            raise LocalServiceError(f"{what} exited during start-up ({exit_status(code)})")
+        try:
             if check():
                 return
+        except LocalServiceError:
+            raise
+        except Exception:  # noqa: S110 - not ready yet; the timeout bounds the waiting
+            pass
+        if time.monotonic() >= deadline:
+            raise LocalServiceError(f"{what} did not become ready within {timeout:.0f} s")
         time.sleep(interval)
-    raise LocalServiceError(f"{what} did not become ready within {timeout:.0f} s")
+
+
+def exit_status(code: int) -> str:
+    """``exit code 1`` or ``killed by signal 9 (SIGKILL)``, from a ``Popen.returncode``."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:
+        name = ""
+    return f"killed by signal {-code}{name}"
+
+
+def log_tail(log: Path, lines: int = 3) -> str:
+    """The last ``lines`` non-blank lines of a server's log, joined with `` | `` (one line for a message)."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    except OSError as exc:
+        return f"(log unreadable: {exc.strerror or exc})"
+    kept = [line.strip() for line in text if line.strip()]
+    return " | ".join(kept[-lines:]) or "(empty log)"
 
 
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:

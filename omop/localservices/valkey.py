@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from omop.broker_config import DEFAULT_MAXMEMORY, broker_settings, config_file, parse_maxmemory
-from omop.localservices.processes import LocalServiceError, free_port, pid_alive, stop_pid, wait_until
+from omop.localservices.processes import (
+    LocalServiceError,
+    free_port,
+    log_tail,
+    pid_alive,
+    stop_pid,
+    wait_until,
+)
+
+STARTUP_LOG = "startup.log"
 
 
 def _binary() -> Path:
@@ -58,23 +67,20 @@ class EmbeddedValkey:
         """Start the stopped server again with its configuration (same port, data and ACL file)."""
         import redis
 
-        proc = subprocess.Popen(
-            [str(_binary()), str(Path(self.base_dir) / "valkey.conf")],
-            cwd=self.base_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=detach,
-        )
+        base_dir = Path(self.base_dir)
+        proc = _launch(base_dir, base_dir / "valkey.conf", detach)
         self.pid = proc.pid
         url = ping_url.replace("{port}", str(self.port)) if ping_url else self.url()
-
-        def answers() -> bool:
-            if proc.poll() is not None:
-                raise LocalServiceError("valkey-server exited during restart")
-            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-
-        wait_until(answers, timeout, "embedded Valkey (restart)")
+        try:
+            wait_until(
+                lambda: bool(redis.Redis.from_url(url, socket_timeout=1).ping()),
+                timeout,
+                "embedded Valkey (restart)",
+                process=proc,
+            )
+        except LocalServiceError as exc:
+            stop_pid(proc.pid, timeout=5)
+            raise LocalServiceError(f"{exc}: {_logs(base_dir)}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,30 +126,40 @@ def start_valkey(
         port = free_port()
         conf = base_dir / "valkey.conf"
         conf.write_text(_config_text(port, base_dir, aclfile, maxmemory))
-        proc = subprocess.Popen(
-            [str(binary), str(conf)],
-            cwd=base_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=detach,
-        )
+        proc = _launch(base_dir, conf, detach, binary)
         server = EmbeddedValkey(base_dir=str(base_dir), port=port, pid=proc.pid)
         url = ping_url.replace("{port}", str(port)) if ping_url else server.url()
 
-        def answers(proc: subprocess.Popen[bytes] = proc, url: str = url) -> bool:
-            if proc.poll() is not None:
-                raise LocalServiceError("valkey-server exited during start-up")
+        def answers(url: str = url) -> bool:
             return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
 
         try:
-            wait_until(answers, timeout, "embedded Valkey")
+            wait_until(answers, timeout, "embedded Valkey", process=proc)
             return server
-        except LocalServiceError:
+        except LocalServiceError as exc:
             stop_pid(proc.pid, timeout=5)
-            log = base_dir / "server.log"
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
-            last_error = " | ".join(tail) or "no log"
+            last_error = f"{exc}: {_logs(base_dir)}"
             if "Address already in use" not in last_error:
                 break
-    raise LocalServiceError(f"embedded Valkey did not start: {last_error}")
+    raise LocalServiceError(last_error)
+
+
+def _launch(base_dir: Path, conf: Path, detach: bool, binary: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``valkey-server conf``; what it prints before its log file is open goes to ``startup.log``."""
+    with (base_dir / STARTUP_LOG).open("ab") as out:
+        return subprocess.Popen(
+            [str(binary or _binary()), str(conf)],
+            cwd=base_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+        )
+
+
+def _logs(base_dir: Path) -> str:
+    """Why a server did not start: its log, or what it printed before it had one (a bad configuration)."""
+    tail = log_tail(base_dir / "server.log")
+    if tail.startswith("("):
+        tail = log_tail(base_dir / STARTUP_LOG)
+    return tail

@@ -12,16 +12,8 @@ from typing import Any
 import psycopg
 
 from omop import schema
-from omop.errors import OmopFedError
-
-
-class ForeignSchemaError(OmopFedError):
-    """Schema ``omop`` already holds objects that are not ours (or ours with other columns)."""
-
-
-class SchemaMissingError(OmopFedError):
-    """Schema ``omop`` or some of its tables do not exist yet."""
-
+from omop.errors import ForeignSchemaError as ForeignSchemaError
+from omop.errors import SchemaMissingError as SchemaMissingError
 
 _KINDS = {
     "r": "table",

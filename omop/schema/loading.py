@@ -14,12 +14,8 @@ from psycopg import sql
 
 from omop import schema
 from omop.concepts import CATALOGUE, CONCEPT_CLASSES, DOMAINS, VOCABULARIES, Concept
-from omop.errors import OmopFedError
+from omop.errors import DataPresentError as DataPresentError
 from omop.schema.checks import require_compatible_schema
-
-
-class DataPresentError(OmopFedError):
-    """The omop tables already hold rows and the user did not ask to replace them."""
 
 
 def tables_with_rows(conn: psycopg.Connection[Any]) -> list[str]:

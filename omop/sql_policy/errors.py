@@ -6,7 +6,7 @@ audit logs record it, so codes never change meaning. The message is for humans a
 
 from __future__ import annotations
 
-from omop.errors import UsageError
+from omop.errors import QueryRejected as QueryRejected
 
 #: Every reason code :func:`omop.sql_policy.validate` can raise, with a one-line meaning.
 REASON_CODES: dict[str, str] = {
@@ -55,23 +55,3 @@ REASON_CODES: dict[str, str] = {
     "too_complex": "more arithmetic operations on data than the limit",
     "internal_error": "the validator failed unexpectedly; the query is refused (fail closed)",
 }
-
-
-class QueryRejected(UsageError):
-    """The researcher's SQL does not satisfy the query policy.
-
-    ``code`` is one of :data:`REASON_CODES`; ``message`` explains what to change. ``str(exc)`` is one line
-    suitable for the CLI.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        if code not in REASON_CODES:  # a programming error, but never let it escape as something else
-            message = f"{message} (unknown reason code {code!r})"
-            code = "internal_error"
-        self.code = code
-        self.message = " ".join(message.split())
-        super().__init__(f"query rejected ({self.code}): {self.message}")
-
-    def __reduce__(self) -> tuple[type[QueryRejected], tuple[str, str]]:
-        # Picklable with its two arguments, so it can cross process boundaries (Celery, multiprocessing).
-        return (QueryRejected, (self.code, self.message))

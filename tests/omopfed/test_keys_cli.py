@@ -98,7 +98,7 @@ def test_register_conflict_needs_replace(tmp_path: Path) -> None:
     ("args", "code", "fragment"),
     [
         (("trust", "Not/Valid", "--out", "x"), 2, "invalid trust id"),
-        (("register-trust", "--hub-dir", "hub", "missing.pub.json"), 1, "key file not found"),
+        (("register-trust", "--hub-dir", "hub", "missing.pub.json"), 1, "cannot read key file missing"),
         (("pin-hub", "--trust-dir", "t", "garbage.json"), 1, "not a JSON public key file"),
         (("list", "--dir", "nowhere"), 1, "key directory not found"),
     ],

@@ -36,8 +36,8 @@ def sql_file(tmp_path: Path, sql: str) -> str:
     ("sql", "code", "status"),
     [
         ("SELECT person_id, year_of_birth FROM person", 0, "released"),
-        ("SELECT person_id FROM person WHERE year_of_birth < 1970", 3, "suppressed"),
-        ("SELECT person_id FROM person WHERE false", 3, "suppressed"),
+        ("SELECT person_id FROM person WHERE year_of_birth < 1970", 0, "suppressed"),
+        ("SELECT person_id FROM person WHERE false", 0, "suppressed"),
         ("SELECT 1; DROP TABLE person", 4, "rejected"),
     ],
 )
@@ -78,7 +78,7 @@ def test_check_error_is_the_generic_answer_and_the_cause_is_shown_locally(
         )
     cohort = sql_file(tmp_path, "SELECT m.person_id FROM measurement m")
     proc = omopfed("trust", "check", "--db-url", fixture_db.reader_url, "--sql-file", cohort, "--json")
-    assert proc.returncode == 5, proc.stderr
+    assert proc.returncode == 4, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["status"], out["reason_code"], out["detail"]) == (
         "error",
@@ -104,7 +104,7 @@ def test_check_refuses_a_role_whose_temp_files_are_unbounded(fixture_db: OmopDb,
         url = with_user(fixture_db.admin_url, role, password)
         cohort = sql_file(tmp_path, "SELECT person_id FROM person")
         proc = omopfed("trust", "check", "--db-url", url, "--sql-file", cohort, "--json")
-        assert proc.returncode == 5, proc.stderr
+        assert proc.returncode == 4, proc.stderr
         out = json.loads(proc.stdout)
         assert (
             out["status"] == "error" and "temp_file_limit" in out["detail"] and "superuser" in out["detail"]
@@ -124,7 +124,7 @@ def test_check_as_a_superuser_is_refused(fixture_db: OmopDb, tmp_path: Path) -> 
         sql_file(tmp_path, "SELECT person_id FROM person"),
         "--json",
     )
-    assert proc.returncode == 5
+    assert proc.returncode == 4
     out = json.loads(proc.stdout)
     assert out["status"] == "error" and "not read-only" in out["detail"] and "superuser" in out["detail"]
 
