@@ -33,8 +33,6 @@ from omop.sql_policy import QueryPolicy, QueryRejected, ValidatedQuery, validate
 from omop.states import QueryStatus, TaskKind, TrustStatus
 from omop.transport import TASK_NAME, task_message_id, trust_queue
 
-DEFAULT_STATISTICS = ("person_count", "row_count", "columns", "sex", "age")
-
 
 @dataclass(frozen=True)
 class Submission:
@@ -89,13 +87,17 @@ def submit(
     kind: TaskKind = TaskKind.COHORT_STATS,
     numeric: NumericRequest | None = None,
 ) -> Submission:
-    """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's."""
+    """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's.
+
+    ``kind`` is what the hub store records about the query; the tasks carry the request itself.
+    """
     if not re.fullmatch(PROJECT_ID_PATTERN, project_id):
         raise UsageError(
             f"--project {project_id!r} is not a project id: 1 to 64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
     precheck(sql, settings.extra_allowed_functions, numeric)
+    # the hub store keeps the request (to pool the answers on its grids) in the query's options
     options: dict[str, Any] = numeric.to_options() if numeric is not None else {}
     keys = load_hub_private(settings.hub_keys_dir)
     targets = resolve_trusts(trusts, load_trust_registry(settings.hub_keys_dir))
@@ -114,13 +116,11 @@ def submit(
             CohortTask(
                 query_id=query_id,
                 trust_id=t,
-                kind=kind,
                 sql=sql,
                 project_id=project_id,
-                statistics=[*DEFAULT_STATISTICS, *(["numeric"] if numeric is not None else [])],
                 issued_at=now,
                 expires_at=expires,
-                options=options or {},
+                numeric=numeric,
             ),
             keys.signing,
         )

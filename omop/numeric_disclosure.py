@@ -178,7 +178,7 @@ def cells_from_json(histogram: object) -> tuple[HistogramSpec, list[Cell]]:
     if not isinstance(histogram, Mapping) or set(histogram) != {"lower", "upper", "bins", "cells"}:
         raise ValueError("a released histogram has exactly the keys lower, upper, bins and cells")
     try:
-        spec = HistogramSpec(histogram["lower"], histogram["upper"], histogram["bins"])
+        spec = HistogramSpec.build(histogram["lower"], histogram["upper"], histogram["bins"])
     except Exception as exc:  # UsageError from the spec's own validation
         raise ValueError(f"histogram grid: {exc}") from None
     raw_cells = histogram["cells"]

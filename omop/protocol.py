@@ -46,9 +46,9 @@ from omop.disclosure import MIN_THRESHOLD
 from omop.errors import ProtocolError as ProtocolError
 from omop.errors import UsageError, first_invalid
 from omop.numeric_disclosure import check_released_numeric
+from omop.numeric_spec import NumericRequest
 from omop.states import PrivacyMode, ReasonCode, RefusalCode
 from omop.states import ResultStatus as ResultStatus
-from omop.states import TaskKind as TaskKind
 
 PROTOCOL_VERSION: Literal[1] = 1
 
@@ -60,7 +60,7 @@ QUERY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-"""Names the protocol treats as identifiers: statistics, option names."""
+"""Names the protocol treats as identifiers: option names."""
 REASON_CODE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 MAX_DETAIL_CHARS = 1000
 
@@ -142,7 +142,6 @@ def _first_error(exc: ValidationError) -> str:
     return f"{problem.where('message')}: {problem.message}"
 
 
-Statistic = str
 _Scalar = str | int | float | bool
 OptionValue = _Scalar | list[_Scalar]
 
@@ -150,39 +149,27 @@ OptionValue = _Scalar | list[_Scalar]
 class CohortTask(_Message):
     """One question for one trust. The hub signs its canonical bytes; the trust executes it at most once.
 
-    ``sql`` is the researcher's cohort query (validated at the trust by the SQL policy, never trusted);
-    ``statistics`` names the figure groups the hub asks for (``person_count``, ``row_count``, ``columns``,
-    ``sex``, ``age``, plus ``numeric`` with a numeric request); a trust does not read it: it answers the
-    cohort figures, and numeric statistics when ``options`` carries a numeric request (one JSON string under
-    the key ``numeric``, see ``omop.numeric_spec``), the only option today.
+    ``sql`` is the researcher's cohort query (validated at the trust by the SQL policy, never trusted). A
+    trust answers its cohort figures and, when ``numeric`` holds a request (``omop.numeric_spec``, checked
+    here like every other field), numeric statistics of its output columns too. ``options`` carries
+    parameters of later kinds of task (none today).
     The task is valid from ``issued_at`` (give or take clock skew) until ``expires_at``.
     """
 
     version: Literal[1] = PROTOCOL_VERSION
     query_id: str = Field(pattern=QUERY_ID_PATTERN)
     trust_id: str = Field(pattern=TRUST_ID_PATTERN)
-    kind: TaskKind = Field(strict=False)
     sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS)
-    statistics: list[Statistic] = Field(min_length=1, max_length=32)
     project_id: str = Field(pattern=PROJECT_ID_PATTERN)
     issued_at: AwareDatetime
     expires_at: AwareDatetime
     options: dict[str, OptionValue] = Field(default_factory=dict, max_length=64)
+    numeric: NumericRequest | None = None
 
     @field_validator("issued_at", "expires_at")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         return _utc(value)
-
-    @field_validator("statistics")
-    @classmethod
-    def _statistics_are_tokens(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not re.fullmatch(IDENTIFIER_PATTERN, name):
-                raise ValueError(f"statistic name {name!r} is not a lowercase token")
-        if len(set(value)) != len(value):
-            raise ValueError("statistics must not repeat")
-        return value
 
     @field_validator("options")
     @classmethod

@@ -20,7 +20,6 @@ from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import MECHANISM, NoisePlan, cohort_groups, numeric_groups, plan_noise
 from omop.disclosure import SUPPRESSED_DETAIL, decide, is_small, protect_distribution, protect_pair
 from omop.errors import Inadmissible as Inadmissible
-from omop.errors import UsageError
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import NumericRequest
 from omop.protocol import (
@@ -122,9 +121,12 @@ def numeric_figures(
 
 
 def admit(
-    sql: str, project_id: str | None, options: Mapping[str, Any] | None, policy: TrustPolicy
+    sql: str, project_id: str | None, numeric: NumericRequest | None, policy: TrustPolicy
 ) -> tuple[NumericRequest | None, ValidatedQuery]:
-    """The checks that need no data: project, numeric request, SQL policy. Raises ``Inadmissible``.
+    """The checks that need no data: project, SQL policy, the numeric request against this trust's
+    limits (its grids, and in dp mode its bounds). Raises ``Inadmissible``.
+
+    The request itself was validated with the task it came in (``CohortTask.numeric``).
 
     The task handler asks this before charging a privacy budget, so a query refused here costs nothing;
     ``answer_cohort`` asks it again (it is pure and fast) so every path answers the same way.
@@ -133,10 +135,7 @@ def admit(
         raise Inadmissible(
             ReasonCode.PROJECT_NOT_ALLOWED, f"project {project_id!r} is not approved at this trust"
         )
-    try:
-        request = NumericRequest.from_options(options or {})
-    except UsageError as exc:
-        raise Inadmissible("bad_numeric_request", str(exc)) from None
+    request = numeric
     try:
         validated = validate(sql, policy.query_policy())
     except QueryRejected as exc:
@@ -248,14 +247,14 @@ def answer_cohort(
     project_id: str | None,
     policy: TrustPolicy,
     executor: ReaderExecutor,
-    options: Mapping[str, Any] | None = None,
+    numeric: NumericRequest | None = None,
     received_at: datetime | None = None,
     budget_left: float | None = None,
 ) -> Answer:
     """Run one cohort question end to end and return the (disclosure-controlled) answer.
 
-    ``options`` are the task's options; a numeric request in them (``omop.numeric_spec``) adds numeric
-    statistics of the cohort's output columns to a released answer. ``received_at`` is when the worker
+    ``numeric`` is the task's numeric request (``omop.numeric_spec``), if any: it adds numeric statistics
+    of the cohort's output columns to a released answer. ``received_at`` is when the worker
     received the task (default: now, before any work): the answer's ``produced_at`` is that moment, never
     the moment the query finished, so the answer cannot tell how long the query ran.
 
@@ -289,7 +288,7 @@ def answer_cohort(
         )
 
     try:
-        request, validated = admit(sql, project_id, options, policy)
+        request, validated = admit(sql, project_id, numeric, policy)
     except Inadmissible as exc:
         return result(status=ResultStatus.REJECTED, reason_code=exc.code, detail=exc.message)
     if privacy.dp:

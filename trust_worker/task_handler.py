@@ -117,7 +117,7 @@ class TrustRuntime:
                 project_id=task.project_id,
                 policy=self.policy,
                 executor=self.executor,
-                options=task.options,
+                numeric=task.numeric,
                 received_at=received,
                 budget_left=claim.budget_left,
             )
@@ -137,7 +137,7 @@ class TrustRuntime:
         if not privacy.dp:
             return None
         try:
-            admit(task.sql, task.project_id, task.options, self.policy)
+            admit(task.sql, task.project_id, task.numeric, self.policy)
         except Inadmissible:
             return None
         return Charge(task.project_id, float(privacy.epsilon_per_query), float(privacy.budget_per_project))

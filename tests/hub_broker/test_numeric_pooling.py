@@ -117,7 +117,7 @@ def test_common_cells_properties(data: st.DataObject, bins: int, trusts: int) ->
 
 # -- quantiles -------------------------------------------------------------------------------------------
 def test_quantiles_interpolate_linearly_in_cells() -> None:
-    spec = HistogramSpec(0, 4, 4)
+    spec = HistogramSpec(lower=0, upper=4, bins=4)
     assert quantiles(spec, [(0, 0, 10), (1, 1, 10), (2, 2, 10), (3, 3, 10)]) == {
         "q1": 1.0, "median": 2.0, "q3": 3.0,
     }  # fmt: skip
@@ -131,7 +131,7 @@ def test_quantiles_interpolate_linearly_in_cells() -> None:
 
 
 # -- pool_numeric ----------------------------------------------------------------------------------------
-GRID = HistogramSpec(15, 45, 10)
+GRID = HistogramSpec(lower=15, upper=45, bins=10)
 
 
 def trust_numeric(values: list[float], cohort_persons: int | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from omop.crypto import (
     sign_task,
     verify_task,
 )
+from omop.numeric_spec import NumericRequest
 from omop.protocol import ResultEnvelope, SignedTask, TrustResult, canonical_json, envelope_associated_data
 from tests.omop.test_protocol import NOW, make_result, make_task
 
@@ -73,6 +74,17 @@ def test_sign_verify_round_trip_through_wire() -> None:
     assert signed.key_id == key_id(HUB_SIGN.public_key())
     wire = json.loads(json.dumps(signed.to_wire()))
     assert verify(SignedTask.from_wire(wire)) == task
+
+
+def test_numeric_request_is_signed_and_read_back_to_the_byte() -> None:
+    request = NumericRequest.from_cli("bmi:10:70,age", ["bmi=15:45:10"])
+    signed = sign_task(make_task(numeric=request), HUB_SIGN)
+    back = verify(SignedTask.from_wire(json.loads(json.dumps(signed.to_wire()))))
+    assert back.numeric == request
+    assert canonical_json(back) == signed.payload
+    finer = signed.payload.replace(b"[15.0,45.0,10]", b"[15.0,45.0,1000]")
+    assert finer != signed.payload
+    assert rejected_code(verify, signed.model_copy(update={"payload": finer})) == "bad_signature"
 
 
 def test_signature_covers_exactly_the_payload_bytes_with_context() -> None:

@@ -171,7 +171,7 @@ def test_noisy_numeric_figures_keep_the_contract_and_stay_in_bounds(
     lower, upper = 10.0, 70.0
     mid = (lower + upper) / 2
     clamped = min(max(mean, lower), upper) - mid
-    spec = HistogramSpec(lower, upper, bins)
+    spec = HistogramSpec(lower=lower, upper=upper, bins=bins)
     raw = {
         "cohort_persons": n + 20,
         "columns": {

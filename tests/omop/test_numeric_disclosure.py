@@ -129,7 +129,7 @@ def test_no_small_cell_derivable_by_subtraction(counts: list[int]) -> None:
 
 
 # -- protect_numeric -------------------------------------------------------------------------------------
-GRID = HistogramSpec(15, 45, 10)
+GRID = HistogramSpec(lower=15, upper=45, bins=10)
 
 
 def raw_column(n: int, *, mean: float = 27.0, m2: float = 500.0, histogram: bool = True) -> dict[str, Any]:
@@ -192,7 +192,7 @@ def test_raw_histogram_inconsistent_with_persons_is_a_programming_error() -> Non
     with pytest.raises(ValueError, match="add up"):
         protect_column(bad, 20, T, GRID)
     with pytest.raises(ValueError, match="hold 3 non-negative"):
-        protect_column(raw_column(20), 20, T, HistogramSpec(0, 1, 3))
+        protect_column(raw_column(20), 20, T, HistogramSpec(lower=0, upper=1, bins=3))
 
 
 @settings(max_examples=200)
@@ -202,7 +202,7 @@ def test_raw_histogram_inconsistent_with_persons_is_a_programming_error() -> Non
 )
 def test_protected_numeric_always_satisfies_the_contract(counts: list[int], missing: int) -> None:
     n = sum(counts)
-    spec = HistogramSpec(0, 1, len(counts))
+    spec = HistogramSpec(lower=0, upper=1, bins=len(counts))
     stats = {"persons": n, "mean": 0.5, "m2": 1.0, "histogram": counts}
     out = protect_numeric({"cohort_persons": n + missing, "columns": {"x": stats}}, T, {"x": spec})
     check_released_numeric(out, T)
@@ -294,7 +294,7 @@ def test_a_fine_grid_does_not_locate_the_minimum_or_maximum(values: list[float],
     last non-empty bins located the minimum and maximum to the bin width. Now the first released cell runs
     from the (open) lower end to at least the bin of the T-th smallest value, the last one from at most the
     bin of the T-th largest value to the (open) upper end, and every cell holds at least T persons."""
-    spec = HistogramSpec(15.0, 45.0, bins)
+    spec = HistogramSpec(lower=15.0, upper=45.0, bins=bins)
     index = [min(bins - 1, max(0, int((v - spec.lower) / spec.width))) for v in values]
     counts = [0] * bins
     for i in index:

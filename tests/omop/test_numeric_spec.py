@@ -22,12 +22,12 @@ from omop.numeric_spec import (
     parse_numeric_option,
     precheck_columns,
 )
-from omop.protocol import CohortTask, TaskKind, canonical_json, parse_task
+from omop.protocol import CohortTask, canonical_json, parse_task
 
 
 # -- HistogramSpec ---------------------------------------------------------------------------------------
 def test_grid_geometry_and_open_edge_bins() -> None:
-    spec = HistogramSpec(15, 45, 10)
+    spec = HistogramSpec(lower=15, upper=45, bins=10)
     assert (spec.lower, spec.upper, spec.bins, spec.width) == (15.0, 45.0, 10, 3.0)
     assert [spec.edge(i) for i in range(11)] == [15.0 + 3 * i for i in range(11)]
     assert spec.cell_bounds(0, 0) == (None, 18.0)
@@ -35,7 +35,7 @@ def test_grid_geometry_and_open_edge_bins() -> None:
     assert spec.cell_bounds(9, 9) == (42.0, None)
     assert spec.cell_bounds(0, 9) == (None, None)
     assert spec.nominal_bounds(0, 9) == (15.0, 45.0)
-    assert HistogramSpec(0, 1, 1).cell_bounds(0, 0) == (None, None)
+    assert HistogramSpec(lower=0, upper=1, bins=1).cell_bounds(0, 0) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -56,18 +56,21 @@ def test_grid_geometry_and_open_edge_bins() -> None:
 )
 def test_grid_validation_messages(args: tuple[object, object, object], message: str) -> None:
     with pytest.raises(UsageError, match=message) as exc:
-        HistogramSpec(*args)  # type: ignore[arg-type]
+        HistogramSpec.build(*args)
     assert "\n" not in str(exc.value)
 
 
 def test_max_bins_is_accepted() -> None:
-    assert HistogramSpec(0, 1, MAX_BINS).bins == MAX_BINS
+    assert HistogramSpec(lower=0, upper=1, bins=MAX_BINS).bins == MAX_BINS
 
 
 # -- option parsing --------------------------------------------------------------------------------------
 def test_parse_histogram_option() -> None:
-    assert parse_histogram_option("bmi=15:45:10") == ("bmi", HistogramSpec(15.0, 45.0, 10))
-    assert parse_histogram_option(" hba1c = -1.5 : 2e1 : 7 ") == ("hba1c", HistogramSpec(-1.5, 20.0, 7))
+    assert parse_histogram_option("bmi=15:45:10") == ("bmi", HistogramSpec(lower=15.0, upper=45.0, bins=10))
+    assert parse_histogram_option(" hba1c = -1.5 : 2e1 : 7 ") == (
+        "hba1c",
+        HistogramSpec(lower=-1.5, upper=20.0, bins=7),
+    )
     # the column is everything before the last '=' (quoted output names may contain one)
     assert parse_histogram_option("a=b=0:1:2")[0] == "a=b"
 
@@ -130,37 +133,37 @@ def test_id_columns() -> None:
 def test_request_from_cli_and_histogram_must_be_requested() -> None:
     request = NumericRequest.from_cli("bmi,age", ["bmi=15:45:10"])
     assert request.columns == ("bmi", "age")
-    assert request.histograms == {"bmi": HistogramSpec(15, 45, 10)}
+    assert request.histograms == {"bmi": HistogramSpec(lower=15, upper=45, bins=10)}
     assert NumericRequest.from_cli(None, ["bmi=15:45:10"]).columns is None
     with pytest.raises(UsageError, match="not among the --numeric columns"):
         NumericRequest.from_cli("age", ["bmi=15:45:10"])
     with pytest.raises(UsageError, match="two histograms"):
         NumericRequest.from_cli(None, ["bmi=15:45:10", "bmi=0:1:2"])
     with pytest.raises(UsageError, match="at least one column"):
-        NumericRequest(())
+        NumericRequest.build(())
 
 
-def _task(options: dict[str, object]) -> CohortTask:
+def _task(numeric: NumericRequest | None) -> CohortTask:
     now = datetime.now(UTC)
     return CohortTask(
         query_id="q1",
         trust_id="trust-a",
-        kind=TaskKind.COHORT_STATS,
         sql="SELECT person_id FROM omop.person",
-        statistics=["count"],
         project_id="p",
         issued_at=now,
         expires_at=now + timedelta(hours=1),
-        options=options,  # type: ignore[arg-type]
+        numeric=numeric,
     )
 
 
-def test_request_travels_in_signed_task_options_exactly() -> None:
-    request = NumericRequest(("bmi", "age"), {"bmi": HistogramSpec(0.1, 45.3, 999)})
-    options = request.to_options()
+def test_request_travels_in_the_signed_task_exactly() -> None:
+    request = NumericRequest(
+        columns=("bmi", "age"), histograms={"bmi": HistogramSpec(lower=0.1, upper=45.3, bins=999)}
+    )
+    options = request.to_options()  # how the hub store keeps it
     assert set(options) == {OPTION_KEY} and isinstance(options[OPTION_KEY], str)
-    task = parse_task(canonical_json(_task(dict(options))))
-    back = NumericRequest.from_options(task.options)
+    task = parse_task(canonical_json(_task(request)))
+    back = task.numeric
     assert back == request
     assert back is not None and back.histograms["bmi"].lower == 0.1  # exact float round trip
     assert NumericRequest.from_options({}) is None
@@ -199,8 +202,8 @@ def test_option_must_be_a_string() -> None:
     bins=st.integers(1, MAX_BINS),
 )
 def test_grid_round_trips_through_json(lower: float, width: float, bins: int) -> None:
-    spec = HistogramSpec(lower, lower + width, bins)
-    request = NumericRequest(None, {"x": spec})
+    spec = HistogramSpec(lower=lower, upper=lower + width, bins=bins)
+    request = NumericRequest(histograms={"x": spec})
     assert NumericRequest.from_json(json.loads(request.to_options()[OPTION_KEY])) == request
     assert parse_histogram_option(f"x={spec}") == ("x", spec)
     edges = [spec.edge(i) for i in range(bins + 1)]
@@ -210,11 +213,16 @@ def test_grid_round_trips_through_json(lower: float, width: float, bins: int) ->
 
 def test_hub_precheck_against_output_columns() -> None:
     outputs = ("person_id", "age", "bmi")
-    precheck_columns(NumericRequest(("age",), {"age": HistogramSpec(0, 100, 10)}), outputs)
-    precheck_columns(NumericRequest(None, {"bmi": HistogramSpec(0, 100, 10)}), outputs)
+    precheck_columns(
+        NumericRequest(columns=("age",), histograms={"age": HistogramSpec(lower=0, upper=100, bins=10)}),
+        outputs,
+    )
+    precheck_columns(NumericRequest(histograms={"bmi": HistogramSpec(lower=0, upper=100, bins=10)}), outputs)
     with pytest.raises(UsageError, match="no output column 'weight'"):
-        precheck_columns(NumericRequest(("weight",)), outputs)
+        precheck_columns(NumericRequest(columns=("weight",)), outputs)
     with pytest.raises(UsageError, match="no output column 'weight'"):
-        precheck_columns(NumericRequest(None, {"weight": HistogramSpec(0, 1, 2)}), outputs)
+        precheck_columns(
+            NumericRequest(histograms={"weight": HistogramSpec(lower=0, upper=1, bins=2)}), outputs
+        )
     with pytest.raises(UsageError, match="person_id identifies persons"):
-        precheck_columns(NumericRequest(("person_id",)), outputs)
+        precheck_columns(NumericRequest(columns=("person_id",)), outputs)

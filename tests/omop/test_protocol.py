@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from omop.errors import UsageError
+from omop.numeric_spec import HistogramSpec, NumericRequest
 from omop.protocol import (
     EXECUTION_FAILED,
     EXECUTION_FAILED_DETAIL,
@@ -22,7 +23,6 @@ from omop.protocol import (
     ResultEnvelope,
     ResultStatus,
     SignedTask,
-    TaskKind,
     TrustResult,
     canonical_json,
     check_trust_id,
@@ -38,9 +38,7 @@ def make_task(**over: Any) -> CohortTask:
     values: dict[str, Any] = {
         "query_id": new_query_id(),
         "trust_id": "north-trust",
-        "kind": "cohort_stats",
         "sql": "SELECT person_id FROM omop.person",
-        "statistics": ["person_count", "sex", "age", "columns"],
         "project_id": "proj-1",
         "issued_at": NOW,
         "expires_at": NOW + timedelta(hours=1),
@@ -93,7 +91,7 @@ def test_new_query_id_is_uuid_hex_accepted_by_the_model() -> None:
 def test_task_defaults_and_kind() -> None:
     task = make_task()
     assert task.version == 1
-    assert task.kind is TaskKind.COHORT_STATS
+    assert task.numeric is None
     assert task.options == {}
 
 
@@ -168,10 +166,10 @@ def test_canonical_json_rejects_non_json(value: Any) -> None:
 
 
 def test_canonical_json_of_model_is_its_json_dump() -> None:
-    task = make_task()
+    task = make_task(numeric=NumericRequest.from_cli("bmi", ["bmi=15:45:10"]))
     doc = json.loads(canonical_json(task))
     assert doc["issued_at"].startswith("2025-03-01T12:00:00")
-    assert doc["kind"] == "cohort_stats"
+    assert doc["numeric"] == {"columns": ["bmi"], "histograms": {"bmi": [15.0, 45.0, 10]}}
     assert list(doc) == sorted(doc)
 
 
@@ -181,6 +179,53 @@ def test_canonical_json_of_model_is_its_json_dump() -> None:
 def test_parse_task_round_trip() -> None:
     task = make_task()
     assert parse_task(canonical_json(task)) == task
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lower=st.floats(-1e6, 1e6, allow_nan=False),
+    width=st.floats(1e-3, 1e6, allow_nan=False),
+    bins=st.integers(1, 1000),
+    bounds=st.one_of(st.none(), st.tuples(st.floats(-1e9, 0), st.floats(1e-3, 1e9))),
+    listed=st.booleans(),
+)
+def test_numeric_request_round_trips_byte_identically(
+    lower: float, width: float, bins: int, bounds: tuple[float, float] | None, listed: bool
+) -> None:
+    request = NumericRequest(
+        columns=("x", "y") if listed else None,
+        histograms={"x": HistogramSpec(lower=lower, upper=lower + width, bins=bins)},
+        bounds={"x": bounds} if bounds is not None else {},
+    )
+    data = canonical_json(make_task(numeric=request))
+    back = parse_task(data)
+    assert back.numeric == request
+    assert canonical_json(back) == data  # what the hub signs is what the trust reads, to the byte
+    assert (b'"bounds"' in data) is (bounds is not None)  # no bounds declared: the key is absent
+
+
+@pytest.mark.parametrize(
+    "numeric",
+    [
+        {"columns": None},
+        {"columns": [], "histograms": {}},
+        {"columns": ["bmi", "bmi"], "histograms": {}},
+        {"columns": ["age"], "histograms": {"bmi": [15.0, 45.0, 10]}},
+        {"columns": None, "histograms": {"bmi": [45.0, 15.0, 10]}},
+        {"columns": None, "histograms": {"bmi": [15.0, 45.0, 5000]}},
+        {"columns": None, "histograms": {"bmi": {"lower": 15.0, "upper": 45.0, "bins": 10}}},
+        {"columns": ["bmi"], "histograms": {}, "bounds": {"bmi": [70.0, 10.0]}},
+        {"columns": ["bmi"], "histograms": {}, "bounds": {"bmi": [0.0, 1e12]}},
+        {"columns": None, "histograms": {}, "extra": 1},
+        "bmi",
+    ],
+)
+def test_task_with_a_malformed_numeric_request_is_malformed(numeric: Any) -> None:
+    doc = json.loads(canonical_json(make_task()))
+    doc["numeric"] = numeric
+    with pytest.raises(ProtocolError) as info:
+        parse_task(json.dumps(doc).encode())
+    assert info.value.code == "malformed"
 
 
 @pytest.mark.parametrize(
@@ -195,11 +240,11 @@ def test_parse_task_round_trip() -> None:
         (lambda b: b"\xff\xfe" + b, "malformed"),
         (lambda b: b"[1,2]", "malformed"),
         (lambda b: b.replace(b'"project_id"', b'"extra":1,"project_id"'), "malformed"),
-        (lambda b: b.replace(b'"statistics":["person_count"', b'"statistics":[1'), "malformed"),
+        (lambda b: b.replace(b'"columns":["bmi"', b'"columns":[1'), "malformed"),
     ],
 )
 def test_parse_task_rejects_malformed_bytes(mutate: Any, code: str) -> None:
-    task = make_task(statistics=["person_count", "sex"])
+    task = make_task(numeric=NumericRequest(columns=("bmi", "age")))
     with pytest.raises(ProtocolError) as info:
         parse_task(mutate(canonical_json(task)))
     assert info.value.code == code

@@ -124,10 +124,8 @@ class Deployment(ABC):
         task = CohortTask(
             query_id=qid,
             trust_id=trust_id,
-            kind="cohort_stats",
             sql=sql,
             project_id="tests",
-            statistics=["person_count"],
             issued_at=issued,
             expires_at=issued + lifetime,
         )

@@ -32,7 +32,6 @@ from omop.protocol import (
     EXECUTION_FAILED,
     EXECUTION_FAILED_DETAIL,
     CohortTask,
-    TaskKind,
     answer_timestamp,
     new_query_id,
 )
@@ -116,9 +115,7 @@ class Federation:
         task = CohortTask(
             query_id=query_id,
             trust_id=TRUST,
-            kind=TaskKind.COHORT_STATS,
             sql=sql,
-            statistics=["person_count", "sex", "age"],
             project_id="privacy-tests",
             issued_at=now - timedelta(seconds=1),
             expires_at=now + timedelta(minutes=10),

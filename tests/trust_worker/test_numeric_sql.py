@@ -41,10 +41,10 @@ LIMITS = TrustPolicy().limits()
 FLOWER_SQL = (Path(__file__).resolve().parents[2] / "examples" / "flower-six-features.sql").read_text()
 FEATURES = ("age", "bmi", "systolic_bp", "diastolic_bp", "ldl_cholesterol", "hba1c")
 GRIDS = {
-    "bmi": HistogramSpec(15, 45, 10),
-    "age": HistogramSpec(0, 100, 10),
-    "systolic_bp": HistogramSpec(90, 170, 16),
-    "hba1c": HistogramSpec(4, 9, 200),  # fine grid: many small bins must be merged
+    "bmi": HistogramSpec(lower=15, upper=45, bins=10),
+    "age": HistogramSpec(lower=0, upper=100, bins=10),
+    "systolic_bp": HistogramSpec(lower=90, upper=170, bins=16),
+    "hba1c": HistogramSpec(lower=4, upper=9, bins=200),  # fine grid: many small bins must be merged
 }
 
 
@@ -110,7 +110,7 @@ def rel_close(actual: float, expected: float, rel: float = 1e-9) -> bool:
 
 # -- the federated result equals the union -------------------------------------------------------------
 def test_pooled_statistics_equal_direct_sql_over_the_union(trusts: list[OmopDb], pg_server: PgServer) -> None:
-    request = NumericRequest(None, GRIDS)
+    request = NumericRequest(histograms=GRIDS)
     released = [answer(db, FLOWER_SQL, request)[1] for db in trusts]
     for numeric in released:
         assert set(numeric) == set(FEATURES)
@@ -185,7 +185,7 @@ def test_raw_statistics_match_direct_sql_with_odd_names_and_large_offsets(trusts
         "     ELSE CAST(p.month_of_birth AS NUMERIC) END AS special "
         "FROM omop.person AS p"
     )
-    request = NumericRequest(None, {"special": HistogramSpec(0, 12, 4)})
+    request = NumericRequest(histograms={"special": HistogramSpec(lower=0, upper=12, bins=4)})
     raw, released = answer(db, cohort, request)
     assert raw["cohort_persons"] == 1200
     assert set(raw["columns"]) == {'Year "of" birth', "shifted", "special"}
@@ -239,7 +239,7 @@ def test_rows_without_a_person_do_not_count(trusts: list[OmopDb]) -> None:
         "SELECT d.person_id, p.year_of_birth AS yob FROM omop.person AS p "
         "LEFT JOIN omop.death AS d ON d.person_id = p.person_id"
     )
-    raw, _ = answer(db, cohort, NumericRequest(("yob",)))
+    raw, _ = answer(db, cohort, NumericRequest(columns=("yob",)))
     (deaths, mean) = direct_one(
         db.admin_url,
         "SELECT count(*), avg(p.year_of_birth) FROM omop.death d JOIN omop.person p USING (person_id)",
@@ -258,7 +258,13 @@ def test_a_person_with_several_values_is_missing_for_that_column_only(trusts: li
         "FROM omop.measurement AS m JOIN omop.person AS p ON p.person_id = m.person_id "
         "WHERE m.measurement_concept_id IN (3038553, 3004249)"
     )
-    raw, released = answer(db, cohort, NumericRequest(("value", "yob"), {"value": HistogramSpec(0, 200, 4)}))
+    raw, released = answer(
+        db,
+        cohort,
+        NumericRequest(
+            columns=("value", "yob"), histograms={"value": HistogramSpec(lower=0, upper=200, bins=4)}
+        ),
+    )
     persons, single, mean = direct_one(
         db.admin_url,
         "SELECT count(*), count(*) FILTER (WHERE lo = hi), avg(lo) FILTER (WHERE lo = hi) FROM ("
@@ -327,8 +333,8 @@ def test_many_columns_are_chunked(trusts: list[OmopDb]) -> None:
     names = [f"c{i}" for i in range(60)]
     cohort = "SELECT p.person_id, " + ", ".join(f"p.year_of_birth + {i} AS {n}" for i, n in enumerate(names))
     cohort += " FROM omop.person AS p"
-    grids = {name: HistogramSpec(1900, 2030, 13) for name in names[::7]}
-    raw, released = answer(trusts[2], cohort, NumericRequest(None, grids))
+    grids = {name: HistogramSpec(lower=1900, upper=2030, bins=13) for name in names[::7]}
+    raw, released = answer(trusts[2], cohort, NumericRequest(histograms=grids))
     assert list(released) and set(raw["columns"]) == set(names)
     base = raw["columns"]["c0"]["mean"]
     for i, name in enumerate(names):
@@ -356,9 +362,9 @@ MIXED = (
 def test_default_columns_are_numeric_and_not_ids(trusts: list[OmopDb]) -> None:
     assert _resolve(trusts[0], MIXED, NumericRequest()) == ["yob", "month"]
     # an id column may still be named explicitly, and a histogram column is always included
-    assert _resolve(trusts[0], MIXED, NumericRequest(("gender_concept_id",))) == ["gender_concept_id"]
-    grid = HistogramSpec(8000, 9000, 2)
-    assert _resolve(trusts[0], MIXED, NumericRequest(None, {"gender_concept_id": grid})) == [
+    assert _resolve(trusts[0], MIXED, NumericRequest(columns=("gender_concept_id",))) == ["gender_concept_id"]
+    grid = HistogramSpec(lower=8000, upper=9000, bins=2)
+    assert _resolve(trusts[0], MIXED, NumericRequest(histograms={"gender_concept_id": grid})) == [
         "gender_concept_id", "yob", "month",
     ]  # fmt: skip
 
@@ -366,11 +372,15 @@ def test_default_columns_are_numeric_and_not_ids(trusts: list[OmopDb]) -> None:
 @pytest.mark.parametrize(
     ("request_", "code", "message"),
     [
-        (NumericRequest(("weight",)), "unknown_column", "no output column 'weight'"),
-        (NumericRequest(("born",)), "not_numeric", "'born' is of type timestamp without time zone"),
-        (NumericRequest(("source",)), "not_numeric", "type character varying"),
-        (NumericRequest(None, {"source": HistogramSpec(0, 1, 2)}), "not_numeric", "not numeric"),
-        (NumericRequest(("person_id",)), "person_id_column", "person_id identifies persons"),
+        (NumericRequest(columns=("weight",)), "unknown_column", "no output column 'weight'"),
+        (NumericRequest(columns=("born",)), "not_numeric", "'born' is of type timestamp without time zone"),
+        (NumericRequest(columns=("source",)), "not_numeric", "type character varying"),
+        (
+            NumericRequest(histograms={"source": HistogramSpec(lower=0, upper=1, bins=2)}),
+            "not_numeric",
+            "not numeric",
+        ),
+        (NumericRequest(columns=("person_id",)), "person_id_column", "person_id identifies persons"),
     ],
 )
 def test_bad_columns_are_rejected_with_a_reason(
@@ -407,7 +417,7 @@ def test_statement_builder_refuses_inconsistent_arguments() -> None:
     with pytest.raises(ValueError, match="at least one column"):
         numeric_statistics_sql("SELECT 1", [], {})
     with pytest.raises(ValueError, match="not summarised"):
-        numeric_statistics_sql("SELECT 1", ["a"], {"b": HistogramSpec(0, 1, 1)})
+        numeric_statistics_sql("SELECT 1", ["a"], {"b": HistogramSpec(lower=0, upper=1, bins=1)})
 
 
 # -- the Flower example --------------------------------------------------------------------------------
@@ -415,7 +425,7 @@ def test_flower_example_validates_and_runs_as_reader(trusts: list[OmopDb]) -> No
     validated = validate(FLOWER_SQL)
     assert validated.output_columns == ("person_id", *FEATURES)
     db = trusts[0]
-    raw, released = answer(db, FLOWER_SQL, NumericRequest(FEATURES, {"bmi": GRIDS["bmi"]}))
+    raw, released = answer(db, FLOWER_SQL, NumericRequest(columns=FEATURES, histograms={"bmi": GRIDS["bmi"]}))
     # one row per person: every person who has a value has exactly one (none is dropped as conflicting)
     (bmi_rows,) = direct_one(db.admin_url, f"SELECT count(bmi) FROM ({FLOWER_SQL}) AS c")
     assert raw["columns"]["bmi"]["persons"] == bmi_rows
@@ -447,7 +457,7 @@ def test_clamped_sums_for_dp_match_direct_sql_with_missing_and_out_of_bound_valu
     try:
         (raw,) = executor.fetch_one(
             clamped_statistics_sql(
-                cohort, ["month"], {"month": (3.0, 9.0)}, {"month": HistogramSpec(0, 12, 4)}
+                cohort, ["month"], {"month": (3.0, 9.0)}, {"month": HistogramSpec(lower=0, upper=12, bins=4)}
             ),
             LIMITS,
         )

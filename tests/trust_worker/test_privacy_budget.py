@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from omop.crypto import open_result, sign_task
-from omop.protocol import CohortTask, ResultEnvelope, TaskKind, TrustResult, new_query_id
+from omop.protocol import CohortTask, ResultEnvelope, TrustResult, new_query_id
 from omop.synthetic import seed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.audit_log import AuditLog
@@ -94,9 +94,7 @@ class Trust:
         task = CohortTask(
             query_id=query_id or new_query_id(),
             trust_id=TRUST,
-            kind=TaskKind.COHORT_STATS,
             sql=sql,
-            statistics=["person_count", "sex", "age"],
             project_id=project,
             issued_at=now - timedelta(seconds=1),
             expires_at=now + timedelta(minutes=10),
