@@ -36,7 +36,8 @@ from omop.differential_privacy import discrete_laplace_variance, laplace_varianc
 from omop.disclosure import MIN_THRESHOLD
 from omop.numeric_disclosure import (
     Cell,
-    cells_from_json,
+    RejectedColumn,
+    ReleasedColumn,
     check_released_column,
     merge_cells,
 )
@@ -145,12 +146,12 @@ def _withheld(status: str, trusts: int, **extra: Any) -> dict[str, Any]:
 
 
 def _mean_noise(
-    name: str, entries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]], moments: Moments
+    name: str, statements: Sequence[Mapping[str, Any] | None], moments: Moments
 ) -> tuple[float | None, float | None]:
     """95 % half-widths of the pooled ``n`` and ``mean`` from the dp trusts' noise (None: no noise)."""
     var_n = 0.0
     var_mean_numerator = 0.0
-    for _, privacy in entries:
+    for privacy in statements:
         if not privacy or privacy.get("mode") != PrivacyMode.DP:
             continue
         scales = privacy.get("scales") or {}
@@ -182,28 +183,26 @@ def pool_column(
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < MIN_THRESHOLD:
         raise ValueError(f"threshold must be an integer >= {MIN_THRESHOLD}, got {threshold!r}")
-    released: list[Mapping[str, Any]] = []
-    released_privacy: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
-    rejected: list[Mapping[str, Any]] = []
+    released: list[ReleasedColumn] = []
+    released_privacy: list[Mapping[str, Any] | None] = []
+    rejected: list[RejectedColumn] = []
     statements = list(privacy) if privacy is not None else [None] * len(entries)
     for entry, statement in zip(entries, statements, strict=True):
         try:
             # a noisy trust's histogram cells carry their own noise and need not add up to its n
-            check_released_column(entry, threshold, histogram_adds_up=False)
+            column = check_released_column(entry, threshold, histogram_adds_up=False)
         except ValueError:
             continue
-        if entry["status"] == ColumnStatus.RELEASED and _matches_grid(entry, histogram):
-            released.append(entry)
-            released_privacy.append((entry, statement))
-        elif entry["status"] == ColumnStatus.REJECTED:
-            rejected.append(entry)
-    moments = pool_moments([Moments(int(e["n"]), float(e["mean"]), float(e["m2"])) for e in released])
+        if isinstance(column, ReleasedColumn) and _matches_grid(column, histogram):
+            released.append(column)
+            released_privacy.append(statement)
+        elif isinstance(column, RejectedColumn):
+            rejected.append(column)
+    moments = pool_moments([Moments(c.n, c.mean, c.m2) for c in released])
     if moments.n < threshold:
         if not released and rejected:
             first = rejected[0]
-            return _withheld(
-                ColumnStatus.REJECTED, 0, reason_code=first["reason_code"], detail=first["detail"]
-            )
+            return _withheld(ColumnStatus.REJECTED, 0, reason_code=first.reason_code, detail=first.detail)
         return _withheld(ColumnStatus.SUPPRESSED, len(released), detail=POOLED_SUPPRESSED_DETAIL)
     n_margin, mean_margin = _mean_noise(name, released_privacy, moments)
     pooled: dict[str, Any] = {
@@ -216,20 +215,17 @@ def pool_column(
         "mean_margin": mean_margin,
     }
     if histogram is not None:
-        partitions = [cells_from_json(e["histogram"])[1] for e in released]
+        partitions = [c.histogram.as_cells() for c in released if c.histogram is not None]
         cells = merge_cells(common_cells(partitions, histogram.bins), threshold)
         pooled["histogram"] = histogram_json(histogram, cells)
         pooled["quantiles"] = quantiles(histogram, cells)
     return pooled
 
 
-def _matches_grid(entry: Mapping[str, Any], histogram: HistogramSpec | None) -> bool:
+def _matches_grid(column: ReleasedColumn, histogram: HistogramSpec | None) -> bool:
     if histogram is None:
         return True
-    if "histogram" not in entry:
-        return False
-    spec, _ = cells_from_json(entry["histogram"])
-    return spec == histogram
+    return column.histogram is not None and column.histogram.grid == histogram
 
 
 def pool_numeric(

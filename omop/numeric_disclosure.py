@@ -36,16 +36,41 @@ Released per-column shapes (the values of ``TrustResult.numeric``)::
                    "cells": [{"first": 0, "last": 1, "count": 23}, ...]}}   # histogram only if requested
     {"status": "suppressed", "detail": NUMERIC_SUPPRESSED_DETAIL}
     {"status": "rejected", "reason_code": "out_of_range", "detail": "..."}   # a guard, see below
+
+Each shape is a pydantic model (:class:`ReleasedColumn`, :class:`SuppressedColumn`,
+:class:`RejectedColumn`, the histogram :class:`ReleasedHistogram` of :class:`HistogramCell`), and a
+column is one of them by its ``status`` (:data:`NumericColumn`). The trust builds every column it
+releases through them, and :func:`check_released_numeric` validates what it receives with them; the
+answer carries their JSON (``TrustResult.numeric``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Annotated, Any, Literal, TypeGuard
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from omop.disclosure import MIN_THRESHOLD, is_small
-from omop.numeric_spec import MAX_BINS, MAX_COLUMN_NAME_BYTES, MAX_NUMERIC_COLUMNS, HistogramSpec
+from omop.numeric_spec import (
+    MAX_BINS,
+    MAX_COLUMN_NAME_BYTES,
+    MAX_NUMERIC_COLUMNS,
+    HistogramSpec,
+    explain,
+    grid_problem,
+)
 from omop.states import ColumnStatus, ReasonCode
 
 #: The one wording of a withheld numeric column: identical for 0 persons, 1..T-1 persons, and a small
@@ -59,6 +84,146 @@ OUT_OF_RANGE_DETAIL = "the values are too large to summarise in double precision
 
 #: A released histogram cell: bins ``first..last`` (inclusive) of the grid hold ``count`` values.
 Cell = tuple[int, int, int]
+
+# -- the released shapes -----------------------------------------------------------------------------------
+
+Count = Annotated[int, Field(ge=0)]
+
+_HISTOGRAM_KEYS = "a released histogram has exactly the keys lower, upper, bins and cells"
+_CELLS = "histogram cells must be a list of at most one cell per bin"
+_CELL_KEYS = "a histogram cell has exactly the keys first, last and count"
+_CELL_FIELDS = "histogram cell fields must be non-negative integers"
+_RELEASED_KEYS = "a released numeric column carries exactly n, mean, m2 and optionally histogram"
+_RELEASED_FIELDS = {
+    "n": "a released numeric column needs n at or above the threshold",
+    "mean": "a released mean must be a finite number",
+    "m2": "a released m2 must be a finite non-negative number",
+}
+_KEY_ERRORS = ("missing", "extra_forbidden", "model_type", "model_attributes_type", "dict_type")
+
+
+class _Shape(BaseModel):
+    """Strict like the protocol: no coercion, no unknown keys, no NaN or infinity, frozen."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class HistogramCell(_Shape):
+    """Bins ``first..last`` (inclusive) of the grid hold ``count`` persons."""
+
+    first: Count
+    last: Count
+    count: Count
+
+
+class ReleasedHistogram(_Shape):
+    """A released histogram: the grid (a valid :class:`HistogramSpec`) and its cells by bin index."""
+
+    lower: float
+    upper: float
+    bins: int = Field(ge=1, le=MAX_BINS)
+    cells: list[HistogramCell] = Field(max_length=MAX_BINS)
+
+    @model_validator(mode="after")
+    def _a_grid(self) -> ReleasedHistogram:
+        self.grid  # noqa: B018 - raises if lower, upper and bins are no grid
+        return self
+
+    @property
+    def grid(self) -> HistogramSpec:
+        try:
+            return HistogramSpec(lower=self.lower, upper=self.upper, bins=self.bins)
+        except ValidationError as exc:
+            raise ValueError(f"histogram grid: {explain(exc)}") from None
+
+    def as_cells(self) -> list[Cell]:
+        return [(c.first, c.last, c.count) for c in self.cells]
+
+
+class ReleasedColumn(_Shape):
+    """A released column: ``n`` persons with a value, their ``mean`` and ``m2``, a histogram if asked."""
+
+    status: Literal[ColumnStatus.RELEASED]
+    n: Count
+    mean: float
+    m2: float = Field(ge=0)
+    histogram: ReleasedHistogram | None = None
+
+    @field_validator("histogram", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: object) -> object:
+        if value is None:  # a column without a histogram has no such key
+            raise ValueError(_HISTOGRAM_KEYS)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _histogram_only_when_asked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if self.histogram is None:  # absent, never null
+            doc.pop("histogram", None)
+        return doc
+
+
+class SuppressedColumn(_Shape):
+    """A withheld column: its status and :data:`NUMERIC_SUPPRESSED_DETAIL`, nothing else."""
+
+    status: Literal[ColumnStatus.SUPPRESSED]
+    detail: str
+
+
+class RejectedColumn(_Shape):
+    """A column the trust could not summarise (a guard: see :data:`OUT_OF_RANGE`)."""
+
+    status: Literal[ColumnStatus.REJECTED]
+    reason_code: str
+    detail: str
+
+
+#: One column of ``TrustResult.numeric``: which shape it has is its ``status``.
+NumericColumn = Annotated[ReleasedColumn | SuppressedColumn | RejectedColumn, Field(discriminator="status")]
+_COLUMN: TypeAdapter[ReleasedColumn | SuppressedColumn | RejectedColumn] = TypeAdapter(NumericColumn)
+_HISTOGRAM: TypeAdapter[ReleasedHistogram] = TypeAdapter(ReleasedHistogram)
+
+
+def _histogram_problem(loc: tuple[str | int, ...], kind: str, value: object, message: str) -> str:
+    """What is wrong with a released histogram, from one pydantic error (``loc`` inside the histogram)."""
+    if kind == "value_error":
+        return message  # the grid's own rule (lower below upper, a finite width)
+    if not loc or (kind in _KEY_ERRORS and len(loc) == 1):
+        return _HISTOGRAM_KEYS
+    if loc[0] == "cells":
+        if len(loc) == 1:
+            return _CELLS
+        if len(loc) == 2 or kind in _KEY_ERRORS:
+            return _CELL_KEYS
+        return _CELL_FIELDS
+    problem = grid_problem(loc[0], kind, value)
+    return f"histogram grid: {problem}" if problem else _HISTOGRAM_KEYS
+
+
+def _first_problem(exc: ValidationError) -> tuple[tuple[str | int, ...], str, object, str]:
+    err = exc.errors(include_url=False)[0]
+    message = str((err.get("ctx") or {}).get("error", err["msg"]))
+    return tuple(err["loc"]), err["type"], err.get("input"), message
+
+
+def _column_problem(entry: Mapping[str, Any], exc: ValidationError) -> str:
+    """What is wrong with one numeric column, in the words of the release contract."""
+    loc, kind, value, message = _first_problem(exc)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"unknown numeric column status {entry.get('status')!r}"
+    shape, rest = loc[0], loc[1:]
+    if shape == ColumnStatus.SUPPRESSED:
+        return "a suppressed numeric column carries only status and detail"
+    if shape == ColumnStatus.REJECTED:
+        if kind in _KEY_ERRORS:
+            return "a rejected numeric column carries only status, reason_code and detail"
+        return "reason_code and detail of a rejected numeric column must be strings"
+    if rest and rest[0] == "histogram":
+        return _histogram_problem(rest[1:], kind, value, message)
+    if rest and rest[0] in _RELEASED_FIELDS and kind not in _KEY_ERRORS:
+        return _RELEASED_FIELDS[str(rest[0])]
+    return _RELEASED_KEYS
 
 
 def _require_threshold(threshold: int) -> int:
@@ -163,47 +328,55 @@ def check_cells(cells: Sequence[Cell], bins: int, threshold: int) -> None:
         raise ValueError(f"histogram cells must cover bins 0..{bins - 1}")
 
 
-def cells_to_json(spec: HistogramSpec, cells: Sequence[Cell]) -> dict[str, Any]:
+def released_histogram(spec: HistogramSpec, cells: Sequence[Cell]) -> ReleasedHistogram:
     """The released form of a protected histogram (grid plus cells by bin index)."""
-    return {
-        "lower": spec.lower,
-        "upper": spec.upper,
-        "bins": spec.bins,
-        "cells": [{"first": f, "last": last, "count": c} for f, last, c in cells],
-    }
+    return ReleasedHistogram(
+        lower=spec.lower,
+        upper=spec.upper,
+        bins=spec.bins,
+        cells=[HistogramCell(first=f, last=last, count=c) for f, last, c in cells],
+    )
+
+
+def cells_to_json(spec: HistogramSpec, cells: Sequence[Cell]) -> dict[str, Any]:
+    """The JSON of :func:`released_histogram`."""
+    return released_histogram(spec, cells).model_dump()
+
+
+def parse_histogram(histogram: object) -> ReleasedHistogram:
+    """A released histogram from its JSON; ``ValueError`` (one line) for anything malformed."""
+    try:
+        return _HISTOGRAM.validate_python(histogram)
+    except ValidationError as exc:
+        loc, kind, value, message = _first_problem(exc)
+        raise ValueError(_histogram_problem(loc, kind, value, message)) from None
 
 
 def cells_from_json(histogram: object) -> tuple[HistogramSpec, list[Cell]]:
     """Inverse of :func:`cells_to_json`; ``ValueError`` for anything malformed."""
-    if not isinstance(histogram, Mapping) or set(histogram) != {"lower", "upper", "bins", "cells"}:
-        raise ValueError("a released histogram has exactly the keys lower, upper, bins and cells")
-    try:
-        spec = HistogramSpec.build(histogram["lower"], histogram["upper"], histogram["bins"])
-    except Exception as exc:  # UsageError from the spec's own validation
-        raise ValueError(f"histogram grid: {exc}") from None
-    raw_cells = histogram["cells"]
-    if not isinstance(raw_cells, list) or len(raw_cells) > MAX_BINS:
-        raise ValueError("histogram cells must be a list of at most one cell per bin")
-    cells: list[Cell] = []
-    for cell in raw_cells:
-        if not isinstance(cell, Mapping) or set(cell) != {"first", "last", "count"}:
-            raise ValueError("a histogram cell has exactly the keys first, last and count")
-        values = (cell["first"], cell["last"], cell["count"])
-        if not all(_is_count(v) for v in values):
-            raise ValueError("histogram cell fields must be non-negative integers")
-        cells.append((cell["first"], cell["last"], cell["count"]))
-    return spec, cells
+    released = parse_histogram(histogram)
+    return released.grid, released.as_cells()
 
 
 # -- per-column release ------------------------------------------------------------------------------------
 
 
 def suppressed_column() -> dict[str, Any]:
-    return {"status": ColumnStatus.SUPPRESSED, "detail": NUMERIC_SUPPRESSED_DETAIL}
+    return SuppressedColumn(status=ColumnStatus.SUPPRESSED, detail=NUMERIC_SUPPRESSED_DETAIL).model_dump()
 
 
 def rejected_column(reason_code: str, detail: str) -> dict[str, Any]:
-    return {"status": ColumnStatus.REJECTED, "reason_code": reason_code, "detail": detail}
+    return RejectedColumn(status=ColumnStatus.REJECTED, reason_code=reason_code, detail=detail).model_dump()
+
+
+def released_column(
+    n: int, mean: float, m2: float, histogram: ReleasedHistogram | None = None
+) -> dict[str, Any]:
+    """The JSON of a released column (``histogram`` only when one was asked for)."""
+    fields: dict[str, Any] = {"status": ColumnStatus.RELEASED, "n": n, "mean": mean, "m2": m2}
+    if histogram is not None:
+        fields["histogram"] = histogram
+    return ReleasedColumn(**fields).model_dump()
 
 
 def protect_column(
@@ -223,22 +396,15 @@ def protect_column(
     mean, m2 = stats.get("mean"), stats.get("m2")
     if not (_is_finite_number(mean) and _is_finite_number(m2)):
         return rejected_column(OUT_OF_RANGE, OUT_OF_RANGE_DETAIL)
-    released: dict[str, Any] = {
-        "status": ColumnStatus.RELEASED,
-        "n": persons,
-        "mean": float(mean),
-        "m2": max(0.0, float(m2)),
-    }
+    cells: ReleasedHistogram | None = None
     if histogram is not None:
         counts = stats.get("histogram")
         if not isinstance(counts, list) or len(counts) != histogram.bins or not all(map(_is_count, counts)):
             raise ValueError(f"raw histogram must hold {histogram.bins} non-negative integer counts")
         if sum(counts) != persons:
             raise ValueError("raw histogram counts do not add up to the column's persons")
-        released["histogram"] = cells_to_json(
-            histogram, protect_histogram(counts, threshold, merge_empty=True)
-        )
-    return released
+        cells = released_histogram(histogram, protect_histogram(counts, threshold, merge_empty=True))
+    return released_column(persons, float(mean), max(0.0, float(m2)), cells)
 
 
 def protect_numeric(
@@ -266,42 +432,36 @@ def protect_numeric(
 # -- the contract, checked on a released result ------------------------------------------------------------
 
 
-def check_released_column(entry: object, threshold: int, histogram_adds_up: bool = True) -> None:
-    """Raise ``ValueError`` unless ``entry`` is a well-formed column of ``TrustResult.numeric``.
+def parse_column(entry: object) -> ReleasedColumn | SuppressedColumn | RejectedColumn:
+    """One column of ``TrustResult.numeric`` as its model; ``ValueError`` (one line) if it has no shape."""
+    if not isinstance(entry, Mapping):
+        raise ValueError("a numeric column entry must be an object")
+    try:
+        return _COLUMN.validate_python(entry)
+    except ValidationError as exc:
+        raise ValueError(_column_problem(entry, exc)) from None
+
+
+def check_released_column(
+    entry: object, threshold: int, histogram_adds_up: bool = True
+) -> ReleasedColumn | SuppressedColumn | RejectedColumn:
+    """The column ``entry`` describes, or ``ValueError`` unless it is a well-formed column of
+    ``TrustResult.numeric`` under ``threshold``.
 
     Released figures: ``n >= T``, finite ``mean``, finite ``m2 >= 0``, and a histogram whose cells partition
     the grid with every count 0 or >= T and add up to ``n``. Nothing else (no min, max or row counts).
     """
-    if not isinstance(entry, Mapping):
-        raise ValueError("a numeric column entry must be an object")
-    status = entry.get("status")
-    if status == ColumnStatus.SUPPRESSED:
-        if set(entry) != {"status", "detail"} or not isinstance(entry["detail"], str):
-            raise ValueError("a suppressed numeric column carries only status and detail")
-        return
-    if status == ColumnStatus.REJECTED:
-        if set(entry) != {"status", "reason_code", "detail"}:
-            raise ValueError("a rejected numeric column carries only status, reason_code and detail")
-        if not isinstance(entry["reason_code"], str) or not isinstance(entry["detail"], str):
-            raise ValueError("reason_code and detail of a rejected numeric column must be strings")
-        return
-    if status != ColumnStatus.RELEASED:
-        raise ValueError(f"unknown numeric column status {status!r}")
-    keys = set(entry)
-    if not {"status", "n", "mean", "m2"} <= keys <= {"status", "n", "mean", "m2", "histogram"}:
-        raise ValueError("a released numeric column carries exactly n, mean, m2 and optionally histogram")
-    n, mean, m2 = entry["n"], entry["mean"], entry["m2"]
-    if not _is_count(n) or n < threshold:
-        raise ValueError("a released numeric column needs n at or above the threshold")
-    if not _is_finite_number(mean):
-        raise ValueError("a released mean must be a finite number")
-    if not _is_finite_number(m2) or m2 < 0:
-        raise ValueError("a released m2 must be a finite non-negative number")
-    if "histogram" in entry:
-        spec, cells = cells_from_json(entry["histogram"])
-        check_cells(cells, spec.bins, threshold)
-        if histogram_adds_up and sum(c[2] for c in cells) != n:
+    column = parse_column(entry)
+    if not isinstance(column, ReleasedColumn):
+        return column
+    if column.n < threshold:
+        raise ValueError(_RELEASED_FIELDS["n"])
+    if column.histogram is not None:
+        cells = column.histogram.as_cells()
+        check_cells(cells, column.histogram.bins, threshold)
+        if histogram_adds_up and sum(c[2] for c in cells) != column.n:
             raise ValueError("released histogram counts must add up to n")
+    return column
 
 
 def check_released_numeric(numeric: object, threshold: int, histogram_adds_up: bool = True) -> None:

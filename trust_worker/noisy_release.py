@@ -29,13 +29,15 @@ from omop.demographics import AGE_BANDS, SEX_LABELS, in_order
 from omop.differential_privacy import NoisePlan
 from omop.disclosure import SUPPRESSED_DETAIL, decide, is_small, protect_distribution
 from omop.numeric_disclosure import (
-    cells_to_json,
+    ReleasedHistogram,
     protect_histogram,
+    released_column,
+    released_histogram,
     suppressed_column,
 )
 from omop.numeric_spec import HistogramSpec
 from omop.protocol import ColumnCounts
-from omop.states import ColumnStatus, ResultStatus
+from omop.states import ResultStatus
 
 
 def _noisy_table(
@@ -125,18 +127,13 @@ def noisy_numeric(
             continue
         centred_mean = min(max(noisy_sum / n, -half), half)
         m2 = min(max(noisy_sumsq - noisy_sum * noisy_sum / n, 0.0), n * half * half)
-        column: dict[str, Any] = {
-            "status": ColumnStatus.RELEASED,
-            "n": n,
-            "mean": mid + centred_mean,
-            "m2": m2,
-        }
         spec = histograms.get(name)
+        histogram: ReleasedHistogram | None = None
         if spec is not None:
             noisy_bins = plan.noisy_ints(f"numeric.{name}.histogram", [int(c) for c in stats["histogram"]])
             # a noisy total of 1..T-1 cannot be split into releasable cells: it is released as one empty
             # cell over the whole grid, as any other small noisy count is not released as such
             cells = protect_histogram([max(0, c) for c in noisy_bins], threshold) or [(0, spec.bins - 1, 0)]
-            column["histogram"] = cells_to_json(spec, cells)
-        out[name] = column
+            histogram = released_histogram(spec, cells)
+        out[name] = released_column(n, mid + centred_mean, m2, histogram)
     return out
