@@ -20,6 +20,7 @@ from pathlib import Path
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from omop.settings import load
+from omop.states import PrivacyMode
 from omopfed import stack as stack_mod
 from omopfed.stack import StackState
 
@@ -57,7 +58,7 @@ class StackPool:
     current: Stack | None = None
     started: list[dict[str, float | int]] = field(default_factory=list)
     #: speed benchmarks compare exact figures with plain SQL; the dp benchmark asks for "dp"
-    privacy: str = "exact"
+    privacy: str = PrivacyMode.EXACT
 
     def get(self, trusts: int, persons: int) -> Stack:
         """A stack with at least ``trusts`` trusts of ``persons`` persons each (reused when one fits)."""

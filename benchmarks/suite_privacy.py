@@ -146,10 +146,11 @@ def _eunomia_run(ctx: Context, _stack: Stack | None) -> Row:
     from hub_broker.submit import submit, wait_for
     from omop import concepts
     from omop.settings import load
+    from omop.states import PrivacyMode
     from omopfed import stack as stack_mod
 
     directory = ctx.workdir / "privacy-eunomia"
-    state = stack_mod.up(directory, trusts=3, eunomia=True, privacy="dp")
+    state = stack_mod.up(directory, trusts=3, eunomia=True, privacy=PrivacyMode.DP)
     rows = []
     try:
         settings = load(

@@ -52,6 +52,7 @@ from omop.protocol import (
     parse_result,
     parse_task,
 )
+from omop.states import RefusalCode
 
 TASK_SIGNATURE_CONTEXT = b"omop-federation/v1/task-signature\x00"
 ENVELOPE_SIGNATURE_CONTEXT = b"omop-federation/v1/result-envelope-signature\x00"
@@ -102,22 +103,27 @@ def verify_task(
     expected_kid = key_id(hub_verify_key)
     if signed.key_id != expected_kid:
         raise TaskRejected(
-            "wrong_key", f"signed with hub key {signed.key_id}, but the pinned hub key is {expected_kid}"
+            RefusalCode.WRONG_KEY,
+            f"signed with hub key {signed.key_id}, but the pinned hub key is {expected_kid}",
         )
     try:
         hub_verify_key.verify(signed.signature, TASK_SIGNATURE_CONTEXT + signed.payload)
     except InvalidSignature:
-        raise TaskRejected("bad_signature", "the hub signature does not verify") from None
+        raise TaskRejected(RefusalCode.BAD_SIGNATURE, "the hub signature does not verify") from None
     try:
         task = parse_task(signed.payload)
     except ProtocolError as exc:
-        raise TaskRejected("malformed", exc.detail) from None
+        raise TaskRejected(RefusalCode.MALFORMED, exc.detail) from None
     if task.trust_id != expected_trust_id:
-        raise TaskRejected("misaddressed", f"task is for trust {task.trust_id!r}, not {expected_trust_id!r}")
+        raise TaskRejected(
+            RefusalCode.MISADDRESSED, f"task is for trust {task.trust_id!r}, not {expected_trust_id!r}"
+        )
     if now >= task.expires_at:
-        raise TaskRejected("expired", f"task expired at {task.expires_at.isoformat()}")
+        raise TaskRejected(RefusalCode.EXPIRED, f"task expired at {task.expires_at.isoformat()}")
     if task.issued_at > now + CLOCK_SKEW:
-        raise TaskRejected("not_yet_valid", f"task issued in the future ({task.issued_at.isoformat()})")
+        raise TaskRejected(
+            RefusalCode.NOT_YET_VALID, f"task issued in the future ({task.issued_at.isoformat()})"
+        )
     return task
 
 
@@ -177,11 +183,11 @@ def open_result(
     """
     verify_key = trust_verify_keys.get(envelope.trust_id)
     if verify_key is None:
-        raise ResultRejected("unknown_trust", f"no registered key for trust {envelope.trust_id!r}")
+        raise ResultRejected(RefusalCode.UNKNOWN_TRUST, f"no registered key for trust {envelope.trust_id!r}")
     registered_kid = key_id(verify_key)
     if envelope.key_id != registered_kid:
         raise ResultRejected(
-            "wrong_key",
+            RefusalCode.WRONG_KEY,
             f"trust {envelope.trust_id!r} signed with key {envelope.key_id}, "
             f"but its registered key is {registered_kid}",
         )
@@ -189,7 +195,7 @@ def open_result(
         verify_key.verify(envelope.signature, ENVELOPE_SIGNATURE_CONTEXT + envelope.signed_bytes())
     except InvalidSignature:
         raise ResultRejected(
-            "bad_signature", f"signature of trust {envelope.trust_id!r} does not verify"
+            RefusalCode.BAD_SIGNATURE, f"signature of trust {envelope.trust_id!r} does not verify"
         ) from None
     recipient_public = raw_public_bytes(hub_x25519_private.public_key())
     try:
@@ -198,14 +204,16 @@ def open_result(
         key = _derive_key(shared, envelope.ephemeral_public, recipient_public)
         plaintext = AESGCM(key).decrypt(envelope.nonce, envelope.ciphertext, envelope.associated_data())
     except (InvalidTag, ValueError):
-        raise ResultRejected("decrypt_failed", "the result does not decrypt with this hub key") from None
+        raise ResultRejected(
+            RefusalCode.DECRYPT_FAILED, "the result does not decrypt with this hub key"
+        ) from None
     try:
         result = parse_result(plaintext)
     except ProtocolError as exc:
-        raise ResultRejected("malformed", exc.detail) from None
+        raise ResultRejected(RefusalCode.MALFORMED, exc.detail) from None
     if result.query_id != envelope.query_id or result.trust_id != envelope.trust_id:
         raise ResultRejected(
-            "mismatch",
+            RefusalCode.MISMATCH,
             f"envelope says query {envelope.query_id} / trust {envelope.trust_id!r}, "
             f"content says query {result.query_id} / trust {result.trust_id!r}",
         )

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from omop.errors import ExitCode, OmopFedError, UsageError
 from omop.settings import load
+from omop.states import AuditDecision, PrivacyMode, ResultStatus
 from omop.user_input import read_text
 from trust_worker.audit_log import AuditLog
 from trust_worker.settings import TrustSettings
@@ -23,10 +24,10 @@ err = Console(stderr=True)
 #: answers (figures released, or suppressed under the threshold), 4 when it does not (the query refused, or
 #: it could not run: the database unreachable or its role not read-only, a timeout, a lost privilege).
 CHECK_EXIT = {
-    "released": ExitCode.OK,
-    "suppressed": ExitCode.OK,
-    "rejected": ExitCode.FAILED,
-    "error": ExitCode.FAILED,
+    ResultStatus.RELEASED: ExitCode.OK,
+    ResultStatus.SUPPRESSED: ExitCode.OK,
+    ResultStatus.REJECTED: ExitCode.FAILED,
+    ResultStatus.ERROR: ExitCode.FAILED,
 }
 
 
@@ -79,7 +80,7 @@ def check_cmd(
         )
     except OmopFedError as exc:  # unreachable database or a role that is not read-only
         view = {
-            "status": "error",
+            "status": ResultStatus.ERROR,
             "detail": str(exc),
             "reason_code": "unsafe_or_unavailable_database",
             "threshold": policy.effective_threshold,
@@ -87,7 +88,7 @@ def check_cmd(
     else:
         result = answer.result.model_dump(mode="json", exclude_none=False)
         view = {k: result[k] for k in ("status", "detail", "reason_code", "threshold", "privacy")}
-        if answer.result.status == "released":
+        if answer.result.status is ResultStatus.RELEASED:
             view.update({k: result[k] for k in ("person_count", "row_count", "sex", "age", "columns")})
         failure = answer.execution.get("failure")
         if failure is not None:
@@ -111,16 +112,16 @@ def _render_check(view: dict[str, Any]) -> None:
             highlight=False,
         )
     privacy = view.get("privacy") or {}
-    if privacy.get("mode") == "dp":
+    if privacy.get("mode") == PrivacyMode.DP:
         out.print(
             f"privacy: dp, epsilon {privacy.get('epsilon')} per query: these figures carry noise, as the hub "
             "would get them (a check spends no budget)",
             markup=False,
             highlight=False,
         )
-    elif privacy.get("mode") == "exact":
+    elif privacy.get("mode") == PrivacyMode.EXACT:
         out.print("privacy: exact (threshold and merging rules only)", markup=False, highlight=False)
-    if view["status"] != "released":
+    if view["status"] != ResultStatus.RELEASED:
         return
     out.print(f"persons: {view['person_count']}   rows: {view['row_count']}   threshold: {view['threshold']}")
     for name in ("sex", "age"):
@@ -161,7 +162,7 @@ def audit_cmd(
         failure = (e.get("execution") or {}).get("failure") or {}
         summary = (
             f"{released.get('person_count')} persons"
-            if e["decision"] == "released"
+            if e["decision"] == AuditDecision.RELEASED
             else (failure.get("description") or e.get("detail") or "")
         )
         table.add_row(e["time"][:19], e["query_id"][:12], e.get("project_id") or "", e["decision"], summary)
@@ -254,7 +255,7 @@ def grant_cmd(
         query_id="-",
         project_id=project,
         sql=None,
-        decision="budget_granted",
+        decision=AuditDecision.BUDGET_GRANTED,
         detail=f"granted epsilon {epsilon:g}: {reason.strip()}",
         extra={"epsilon": epsilon, "left": entry.left},
     )
