@@ -226,5 +226,5 @@ def _describe_error(exc: ValidationError) -> str:
     elif loc and loc[0] == "privacy" and len(loc) > 1:
         where = "privacy." + ".".join(str(part) for part in loc[1:] if not str(part).isdigit())
     if problem.kind == "extra_forbidden":
-        return f"{where}: unknown key (check the spelling; see examples/trust-policy.toml)"
+        return f"{where}: unknown key (check the spelling; see the example policy in docs/deploy-trust.md)"
     return f"{where}: {problem.message.replace('valid tuple', 'list')}"

@@ -1,4 +1,4 @@
-"""``omopfed demo`` as a user runs it: real stack, three queries, everything stopped afterwards."""
+"""``omopfed demo`` as a user runs it: real stack, four queries, everything stopped afterwards."""
 
 from __future__ import annotations
 
