@@ -23,7 +23,7 @@ The classes, where they are raised, and their exit codes (README.md, "Exit codes
     ├── SchemaMissingError         schema omop or some of its tables do not exist yet (omop.schema.checks)
     ├── DataPresentError           the omop tables hold rows and --replace was not given (omop.schema.loading)
     ├── KeyFileError               a key file missing, unreadable, too open, corrupt, in conflict (omop.keys)
-    └── LocalServiceError          an embedded server would not start or stop (omop.localservices)
+    └── LocalServiceError          an embedded server would not start or stop (omopfed.localservices)
 
 The modules named keep importing (and re-exporting) their classes, so ``from omop.keys import KeyFileError``
 still works. Codes 3 and 4 are not errors: they are the outcome of a query (``ExitCode``).

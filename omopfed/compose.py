@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from omop.broker_config import DEFAULT_MAXMEMORY, BrokerTls, broker_settings, command_args, parse_maxmemory
 from omop.errors import UsageError
 from omop.protocol import check_trust_id
+from omopfed.broker_config import DEFAULT_MAXMEMORY, BrokerTls, broker_settings, command_args, parse_maxmemory
 from omopfed.trust_ids import MAX_TRUSTS
 
 DEFAULT_PERSONS = 1000
@@ -218,7 +218,7 @@ def _postgres_service(
 
 
 def redis_command(*, tls: bool, maxmemory: str = DEFAULT_MAXMEMORY) -> list[str]:
-    """``valkey-server`` with the broker settings of ``omop.broker_config`` (the embedded server's too):
+    """``valkey-server`` with the broker settings of ``omopfed.broker_config`` (the embedded server's too):
     AOF persistence, a memory limit with refusal instead of eviction, the admin surface closed, users from
     the ACL file; listening on 6379 (only TLS with ``tls``) on every interface of the container."""
     settings = broker_settings(

@@ -13,9 +13,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from omop.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 from omop.errors import OmopFedError
 from omopfed import compose as spec
+from omopfed.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 from omopfed.trust_ids import MAX_TRUSTS, trust_ids
 
 out_console = Console(stderr=True)

@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omop.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
 from omop.errors import OmopFedError, UsageError, first_invalid
 from omop.keys import PRIVATE_MODE, write_new_file
-from omop.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
-from omop.localservices.processes import log_tail, pid_alive, process_tree, stop_pid
 from omop.states import PrivacyMode
 from omop.synthetic import check_persons
+from omopfed.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
+from omopfed.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
+from omopfed.localservices.processes import log_tail, pid_alive, process_tree, stop_pid
 from omopfed.trust_ids import trust_ids
 
 STATE_FILE = "stack.json"
@@ -163,7 +163,7 @@ def up(
     """Start a complete federation in ``directory``; on any failure, stop what was started and re-raise.
 
     ``persons`` is the synthetic population of every trust, or one figure per trust. ``broker_maxmemory``
-    is the broker's memory limit (``omop.broker_config``). ``privacy`` (``dp`` or ``exact``), ``epsilon``
+    is the broker's memory limit (``omopfed.broker_config``). ``privacy`` (``dp`` or ``exact``), ``epsilon``
     (per query) and ``budget`` (per project) go into every trust's policy file (``[privacy]``).
     """
     policy_text = privacy_policy_text(privacy, epsilon, budget)

@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from omop.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 from omopfed import stack as stack_mod
+from omopfed.broker_config import DEFAULT_MAXMEMORY, MAXMEMORY_OPTION
 
 stack_app = typer.Typer(no_args_is_help=True, help="A whole federation on this machine, on loopback.")
 err = Console(stderr=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from omop.broker_config import maxmemory_bytes
+from omopfed.broker_config import maxmemory_bytes
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-test-password"
@@ -81,7 +81,7 @@ def redis_server_binary() -> str | None:
 
 
 def valkey_binary() -> str:
-    from omop.localservices.valkey import _binary
+    from omopfed.localservices.valkey import _binary
 
     return str(_binary())
 

@@ -45,7 +45,7 @@ def pg_server(tmp_root: Path) -> Iterator[PgServer]:
     if url:
         yield PgServer(admin_url=url, embedded=False)
         return
-    from omop.localservices import start_postgres
+    from omopfed.localservices import start_postgres
 
     server = start_postgres(tmp_root / "pg")
     try:
@@ -87,7 +87,7 @@ def redis_base_url(tmp_root: Path) -> Iterator[str]:
     if url:
         yield url
         return
-    from omop.localservices import start_valkey
+    from omopfed.localservices import start_valkey
 
     server = start_valkey(tmp_root / "valkey")
     try:

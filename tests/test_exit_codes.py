@@ -24,7 +24,7 @@ import pytest
 from omop import errors
 from omop.errors import ExitCode, OmopFedError
 from omop.keys import generate_hub_keys, generate_trust_key, register_trust, trust_public_name
-from omop.localservices.processes import free_port
+from omopfed.localservices.processes import free_port
 from tests.cli_runner import assert_one_line_error, run_omopfed
 
 ROOT = Path(__file__).resolve().parents[1]

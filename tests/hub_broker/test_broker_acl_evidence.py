@@ -23,7 +23,6 @@ import pytest
 import redis
 from celery import Celery
 
-from omop.localservices import EmbeddedValkey, start_valkey
 from omop.transport import (
     TASK_NAME,
     TRUST_CONNECTION_COMMANDS,
@@ -31,6 +30,7 @@ from omop.transport import (
     base_config,
     trust_queue,
 )
+from omopfed.localservices import EmbeddedValkey, start_valkey
 from tests.omopfed.federation_helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

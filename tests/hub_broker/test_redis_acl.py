@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from hub_broker.redis_acl import HUB_USER, password_file, trust_user, write_acl
-from omop.localservices import EmbeddedValkey, free_port, start_valkey, stop_pid
-from omop.localservices.processes import wait_until
+from omopfed.localservices import EmbeddedValkey, free_port, start_valkey, stop_pid
+from omopfed.localservices.processes import wait_until
 from tests.broker_checks import refused_by_broker
 
 pytestmark = pytest.mark.services

@@ -240,7 +240,7 @@ class LocalDeployment(Deployment):
         return self.state
 
     def stop_trust_worker(self, trust_id: str) -> None:
-        from omop.localservices.processes import stop_pid
+        from omopfed.localservices.processes import stop_pid
 
         pid = self._reload().trusts[trust_id].worker_pid
         assert pid is not None
@@ -248,7 +248,7 @@ class LocalDeployment(Deployment):
 
     def kill_trust_worker(self, trust_id: str) -> None:
         """SIGKILL, wherever the worker is: no chance to ack, reject or clean up."""
-        from omop.localservices.processes import stop_pid
+        from omopfed.localservices.processes import stop_pid
 
         pid = self._reload().trusts[trust_id].worker_pid
         assert pid is not None
@@ -260,7 +260,7 @@ class LocalDeployment(Deployment):
         stack_mod.start_worker(self._reload(), trust_id)
 
     def kill_reducer(self) -> None:
-        from omop.localservices.processes import stop_pid
+        from omopfed.localservices.processes import stop_pid
 
         pid = self._reload().reducer_pid
         assert pid is not None
@@ -333,8 +333,8 @@ class ComposeDeployment(Deployment):
         import pytest
 
         from hub_broker.redis_acl import HUB_USER, password_file
-        from omop.localservices.processes import free_port
         from omopfed.compose_secrets import generate, postgres_url, redis_url
+        from omopfed.localservices.processes import free_port
 
         reason = docker_unavailable_reason()
         if reason is not None:

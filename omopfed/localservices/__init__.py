@@ -5,9 +5,9 @@ nothing but Python can run the whole product. Servers run as detached processes 
 ``stack up`` in one process can be stopped by ``stack down`` in another.
 """
 
-from omop.localservices.postgres import EmbeddedPostgres, start_postgres
-from omop.localservices.processes import LocalServiceError, free_port, stop_pid
-from omop.localservices.valkey import EmbeddedValkey, start_valkey
+from omopfed.localservices.postgres import EmbeddedPostgres, start_postgres
+from omopfed.localservices.processes import LocalServiceError, free_port, stop_pid
+from omopfed.localservices.valkey import EmbeddedValkey, start_valkey
 
 __all__ = [
     "EmbeddedPostgres",

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from omop.broker_config import (
+from omop.errors import UsageError
+from omopfed import compose as spec
+from omopfed.broker_config import (
     DEFAULT_MAXMEMORY,
     DEPLOYMENT_DIRECTIVES,
     BrokerTls,
@@ -18,10 +20,8 @@ from omop.broker_config import (
     maxmemory_bytes,
     parse_maxmemory,
 )
-from omop.errors import UsageError
-from omop.localservices.processes import free_port
-from omop.localservices.valkey import _config_text
-from omopfed import compose as spec
+from omopfed.localservices.processes import free_port
+from omopfed.localservices.valkey import _config_text
 from tests.broker_checks import (
     ADMIN_ACL,
     ADMIN_PASSWORD,

