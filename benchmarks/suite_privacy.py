@@ -144,10 +144,10 @@ def _eunomia_run(ctx: Context, _stack: Stack | None) -> Row:
     from hub_broker.settings import HubSettings
     from hub_broker.store import HubStore
     from hub_broker.submit import submit, wait_for
-    from omop import concepts
     from omop.settings import load
     from omop.states import PrivacyMode
     from omopfed import stack as stack_mod
+    from trust_worker import concepts
 
     directory = ctx.workdir / "privacy-eunomia"
     state = stack_mod.up(directory, trusts=3, eunomia=True, privacy=PrivacyMode.DP)

@@ -21,7 +21,7 @@ The classes, where they are raised, and their exit codes (README.md, "Exit codes
     ├── DatabaseUnavailable        a PostgreSQL server unreachable or refusing the credentials (omop.db)
     ├── ForeignSchemaError         schema omop holds objects that are not ours (omop.schema.checks)
     ├── SchemaMissingError         schema omop or some of its tables do not exist yet (omop.schema.checks)
-    ├── DataPresentError           the omop tables hold rows and --replace was not given (omop.schema.loading)
+    ├── DataPresentError           the omop tables hold rows, --replace not given (trust_worker.data_loading)
     ├── KeyFileError               a key file missing, unreadable, too open, corrupt, in conflict (omop.keys)
     └── LocalServiceError          an embedded server would not start or stop (omopfed.localservices)
 

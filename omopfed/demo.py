@@ -21,10 +21,10 @@ from hub_broker.report import query_report
 from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from hub_broker.submit import submit, wait_for
-from omop.concepts import CT_SPLEEN, GI_BLEED
 from omop.numeric_spec import NumericRequest
 from omop.settings import load
 from omopfed import stack as stack_mod
+from trust_worker.concepts import CT_SPLEEN, GI_BLEED
 
 #: The example queries and policy, shipped inside the package (the repository's examples/ is a copy).
 EXAMPLES = files("omopfed") / "examples"

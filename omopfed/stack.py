@@ -25,11 +25,11 @@ from typing import Any
 from omop.errors import OmopFedError, UsageError, first_invalid
 from omop.keys import PRIVATE_MODE, write_new_file
 from omop.states import PrivacyMode
-from omop.synthetic import check_persons
 from omopfed.broker_config import DEFAULT_MAXMEMORY, parse_maxmemory
 from omopfed.localservices import EmbeddedPostgres, EmbeddedValkey, start_postgres, start_valkey
 from omopfed.localservices.processes import log_tail, pid_alive, process_tree, stop_pid
 from omopfed.trust_ids import trust_ids
+from trust_worker.synthetic_data import check_persons
 
 STATE_FILE = "stack.json"
 ENV_FILE = "stack.env"
@@ -375,11 +375,11 @@ def _create_database(pg: EmbeddedPostgres) -> None:
 
 def _load_data(db_url: str, index: int, count: int, persons: int, eunomia: bool) -> None:
     if eunomia:
-        from omop.eunomia import load_eunomia
+        from trust_worker.eunomia_loader import load_eunomia
 
         load_eunomia(db_url, shard=(index, count))
     else:
-        from omop.synthetic import seed
+        from trust_worker.synthetic_data import seed
 
         seed(db_url, persons=persons, seed=index + 1)
 

@@ -128,8 +128,8 @@ def omop_db(pg_server: PgServer) -> Iterator[OmopDb]:
 
 @pytest.fixture
 def fixture_db(omop_db: OmopDb) -> OmopDb:
-    """``omop_db`` loaded with the FLIP-like fixture data (``omop.synthetic`` fixture mode)."""
-    from omop.synthetic import seed
+    """``omop_db`` loaded with the FLIP-like fixture data (``trust_worker.synthetic_data`` fixture mode)."""
+    from trust_worker.synthetic_data import seed
 
     seed(omop_db.admin_url, fixture=True)
     return omop_db

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omop.concepts import FEMALE, MALE
+from trust_worker.concepts import FEMALE, MALE
 
 
 def quote_ident(name: str) -> str:

@@ -87,8 +87,8 @@ def seed_cmd(
     replace: bool = typer.Option(False, "--replace", help="Delete existing omop data first."),
 ) -> None:
     """Load synthetic OMOP data (one transaction; refuses a non-empty schema unless --replace)."""
-    from omop.synthetic import check_persons
-    from omop.synthetic import seed as run_seed
+    from trust_worker.synthetic_data import check_persons
+    from trust_worker.synthetic_data import seed as run_seed
 
     if not fixture:
         check_persons(persons)
@@ -118,7 +118,7 @@ def load_eunomia_cmd(
     replace: bool = typer.Option(False, "--replace", help="Delete existing omop data first."),
 ) -> None:
     """Load OHDSI's Eunomia GiBleed dataset (or one shard of it) into schema omop."""
-    from omop.eunomia import load_eunomia, parse_shard
+    from trust_worker.eunomia_loader import load_eunomia, parse_shard
 
     parsed = parse_shard(shard)
     url = _db_url(db_url)

@@ -14,10 +14,10 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub_broker.store import HubStore, Query
-from omop.concepts import GI_BLEED
 from tests.cli_runner import assert_no_traceback, run_omopfed
 from tests.omopfed.deployments import KINDS, Deployment, running
 from tests.omopfed.federation_helpers import eventually
+from trust_worker.concepts import GI_BLEED
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

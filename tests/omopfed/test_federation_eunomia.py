@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from omop.concepts import GI_BLEED
 from omopfed import stack as stack_mod
 from omopfed.stack import StackState
 from tests.cli_runner import hub_submit_json
+from trust_worker.concepts import GI_BLEED
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

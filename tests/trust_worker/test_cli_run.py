@@ -150,7 +150,7 @@ def test_check_bad_input(fixture_db: OmopDb, tmp_path: Path) -> None:
 
 
 def test_check_on_eunomia_gi_bleed_matches_direct_sql(omop_db: OmopDb, tmp_path: Path) -> None:
-    from omop.eunomia import load_eunomia
+    from trust_worker.eunomia_loader import load_eunomia
 
     load_eunomia(omop_db.admin_url)
     cohort = (
@@ -266,7 +266,7 @@ def test_audit_lists_and_verifies(tmp_path: Path) -> None:
 
 
 def test_check_in_dp_mode_shows_noisy_figures_and_says_so(omop_db: OmopDb, tmp_path: Path) -> None:
-    from omop.synthetic import seed
+    from trust_worker.synthetic_data import seed
 
     seed(omop_db.admin_url, persons=300, seed=2)
     args = ["trust", "check", "--db-url", omop_db.reader_url, "--sql-file"]

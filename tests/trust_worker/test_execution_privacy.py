@@ -35,12 +35,12 @@ from omop.protocol import (
     answer_timestamp,
     new_query_id,
 )
-from omop.synthetic import seed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.audit_log import AuditLog
 from trust_worker.executor import ExecutionFailed, Limits, ReaderExecutor
 from trust_worker.pipeline import answer_cohort
 from trust_worker.policy_file import TrustPolicy
+from trust_worker.synthetic_data import seed
 from trust_worker.task_handler import TrustRuntime
 from trust_worker.task_ledger import TaskLedger
 

@@ -22,7 +22,6 @@ from omop.disclosure import is_small
 from omop.numeric_disclosure import protect_numeric
 from omop.numeric_spec import HistogramSpec, NumericRequest
 from omop.sql_policy import validate
-from omop.synthetic import seed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.executor import ExecutionFailed, ReaderExecutor
 from trust_worker.numeric_sql import (
@@ -33,6 +32,7 @@ from trust_worker.numeric_sql import (
     resolve_columns,
 )
 from trust_worker.policy_file import TrustPolicy
+from trust_worker.synthetic_data import seed
 
 pytestmark = pytest.mark.services
 

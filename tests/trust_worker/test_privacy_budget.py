@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from omop.crypto import open_result, sign_task
 from omop.protocol import CohortTask, ResultEnvelope, TrustResult, new_query_id
-from omop.synthetic import seed
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.audit_log import AuditLog
 from trust_worker.executor import ReaderExecutor
 from trust_worker.policy_file import PrivacyPolicy, TrustPolicy
+from trust_worker.synthetic_data import seed
 from trust_worker.task_handler import TrustRuntime
 from trust_worker.task_ledger import TaskLedger
 

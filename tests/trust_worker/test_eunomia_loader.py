@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omop import concepts as c
 from omop.errors import UsageError
-from omop.eunomia import Shard, build_select, eunomia_path, load_eunomia, parse_shard
-from omop.schema.loading import DataPresentError
 from tests.conftest import READER_TEST_PASSWORD, PgServer, create_database, drop_database
+from trust_worker import concepts as c
+from trust_worker.data_loading import DataPresentError
+from trust_worker.eunomia_loader import Shard, build_select, eunomia_path, load_eunomia, parse_shard
 
 # --- pure --------------------------------------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ def test_loading_twice_needs_replace(eunomia_urls: dict[str, str]) -> None:
 
 
 def test_shard_may_be_given_as_tuple_or_text() -> None:
-    from omop.eunomia import as_shard
+    from trust_worker.eunomia_loader import as_shard
 
     assert as_shard((1, 3)) == as_shard("1/3") == as_shard(Shard(1, 3)) == Shard(1, 3)
     assert as_shard(None) == Shard(0, 1)

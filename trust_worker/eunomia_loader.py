@@ -36,11 +36,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from omop import concepts as c
 from omop import schema
 from omop.db import connect
 from omop.errors import OmopFedError, UsageError, first_line
-from omop.schema.loading import (
+from trust_worker import concepts as c
+from trust_worker.data_loading import (
     CONCEPT_COLUMNS,
     analyze,
     create_secondary_indexes,

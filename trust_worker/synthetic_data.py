@@ -27,11 +27,11 @@ from typing import Any
 
 import psycopg
 
-from omop import concepts as c
 from omop import schema
 from omop.db import connect
 from omop.errors import OmopFedError, UsageError, first_line
-from omop.schema.loading import (
+from trust_worker import concepts as c
+from trust_worker.data_loading import (
     analyze,
     copy_rows,
     create_secondary_indexes,

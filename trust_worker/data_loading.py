@@ -13,9 +13,9 @@ import psycopg
 from psycopg import sql
 
 from omop import schema
-from omop.concepts import CATALOGUE, CONCEPT_CLASSES, DOMAINS, VOCABULARIES, Concept
 from omop.errors import DataPresentError as DataPresentError
 from omop.schema.checks import require_compatible_schema
+from trust_worker.concepts import CATALOGUE, CONCEPT_CLASSES, DOMAINS, VOCABULARIES, Concept
 
 
 def tables_with_rows(conn: psycopg.Connection[Any]) -> list[str]:

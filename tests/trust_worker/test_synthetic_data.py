@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-from omop import concepts as c
 from omop import schema
 from omop.errors import UsageError
-from omop.schema.loading import DataPresentError
-from omop.synthetic import MAX_PERSONS, check_persons, fixture_plan, seed, seed_fraction
 from tests.conftest import OmopDb
+from trust_worker import concepts as c
+from trust_worker.data_loading import DataPresentError
+from trust_worker.synthetic_data import MAX_PERSONS, check_persons, fixture_plan, seed, seed_fraction
 
 # --- pure --------------------------------------------------------------------------------------------------
 
