@@ -111,7 +111,7 @@ def aggregate_rows(rows: list[tuple[Any, ...]], today: date) -> dict[str, Any]:
 
 
 def run_fetchall(sql: str, url: str) -> dict[str, Any]:
-    from omop.db import connect
+    from trust_worker.db import connect
 
     with connect(url) as conn:
         rows = conn.execute(sql).fetchall()
@@ -141,9 +141,9 @@ def run_pipeline(sql: str, url: str) -> dict[str, Any]:
 def _preload(variant: str) -> None:
     """Import what the variant needs before measuring, so the time is the work, not the imports."""
     if variant == "pipeline":
-        import trust_worker.pipeline  # noqa: F401
+        import trust_worker.pipeline
     else:
-        import omop.db  # noqa: F401
+        import trust_worker.db  # noqa: F401
 
 
 def main(argv: list[str]) -> int:

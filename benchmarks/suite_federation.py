@@ -32,9 +32,9 @@ from benchmarks.roundtrip import round_trip
 from benchmarks.stacks import Stack, audit_elapsed_ms
 from benchmarks.stats import ratio, summary
 from benchmarks.suite import Context, Plan, Row, StackNeed, Unit, ms, need_stack
-from omop.db import connect
 from omop.sql_policy import validate
 from trust_worker.aggregate_sql import cohort_statistics_sql
+from trust_worker.db import connect
 from trust_worker.policy_file import TrustPolicy
 
 NAME = "federation"

@@ -367,7 +367,7 @@ def start_worker(state: StackState, trust_id: str) -> None:
 
 
 def _create_database(pg: EmbeddedPostgres) -> None:
-    from omop.db import connect
+    from trust_worker.db import connect
 
     with connect(pg.url(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE omop")

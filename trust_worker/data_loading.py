@@ -14,8 +14,8 @@ from psycopg import sql
 
 from omop import schema
 from omop.errors import DataPresentError as DataPresentError
-from omop.schema.checks import require_compatible_schema
 from trust_worker.concepts import CATALOGUE, CONCEPT_CLASSES, DOMAINS, VOCABULARIES, Concept
+from trust_worker.schema_checks import require_compatible_schema
 
 
 def tables_with_rows(conn: psycopg.Connection[Any]) -> list[str]:

@@ -34,11 +34,11 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 
 from omop import schema
-from omop.db import connect
 from omop.dburl import database_name, with_user
 from omop.errors import OmopFedError, UsageError, first_line
-from omop.schema.checks import ForeignSchemaError, conflict_message, schema_conflicts
+from trust_worker.db import connect
 from trust_worker.executor import temp_file_control
+from trust_worker.schema_checks import ForeignSchemaError, conflict_message, schema_conflicts
 
 log = logging.getLogger("omopfed.trust")
 

@@ -37,7 +37,6 @@ import psycopg
 from psycopg import sql
 
 from omop import schema
-from omop.db import connect
 from omop.errors import OmopFedError, UsageError, first_line
 from trust_worker import concepts as c
 from trust_worker.data_loading import (
@@ -48,6 +47,7 @@ from trust_worker.data_loading import (
     prepare_for_load,
     tune_session_for_bulk,
 )
+from trust_worker.db import connect
 
 # 5.4 column -> 5.3 column, per table
 _RENAMED: dict[str, dict[str, str]] = {

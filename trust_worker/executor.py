@@ -28,9 +28,9 @@ from typing import Any
 import psycopg
 from psycopg import errors as pgerrors
 
-from omop.db import connect
 from omop.errors import ExecutionFailed as ExecutionFailed
 from omop.errors import OmopFedError
+from trust_worker.db import connect
 
 log = logging.getLogger("omopfed.trust")
 

@@ -28,7 +28,6 @@ from typing import Any
 import psycopg
 
 from omop import schema
-from omop.db import connect
 from omop.errors import OmopFedError, UsageError, first_line
 from trust_worker import concepts as c
 from trust_worker.data_loading import (
@@ -40,6 +39,7 @@ from trust_worker.data_loading import (
     tune_session_for_bulk,
     write_catalogue,
 )
+from trust_worker.db import connect
 
 MAX_PERSONS = 10_000_000
 DEFAULT_PERSONS = 5_000

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from omop import schema
-from omop.schema.checks import require_compatible_schema, schema_conflicts
+from trust_worker.schema_checks import require_compatible_schema, schema_conflicts
 
 REQUIRED = {
     "person",

@@ -12,7 +12,6 @@ from psycopg import sql
 from omop import schema
 from omop.dburl import with_database
 from omop.errors import UsageError
-from omop.schema.checks import ForeignSchemaError
 from tests.conftest import READER_TEST_PASSWORD, OmopDb, PgServer, create_database, drop_database
 from trust_worker.database_setup import (
     BASE_ROLE,
@@ -23,6 +22,7 @@ from trust_worker.database_setup import (
     reader_role_problems,
     reader_url,
 )
+from trust_worker.schema_checks import ForeignSchemaError
 
 # --- pure --------------------------------------------------------------------------------------------------
 
