@@ -4,6 +4,9 @@ and ``omop`` imports neither, so a hospital can install and run its side without
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,29 @@ def test_package_imports_stay_inside_their_boundary(package: str) -> None:
         str(path.relative_to(ROOT)): sorted(imported_packages(path) & FORBIDDEN[package]) for path in files
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# Imports every module of omop, then prints which modules of the packages named in argv got loaded.
+_LOAD_OMOP = """
+import importlib, json, pkgutil, sys
+import omop
+for info in pkgutil.walk_packages(omop.__path__, "omop."):
+    importlib.import_module(info.name)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[1:])))
+"""
+
+
+def test_omop_loads_without_the_other_packages() -> None:
+    """The contract stands alone at run time too: importing every module of ``omop`` in a fresh interpreter
+    loads no module of ``trust_worker``, ``hub_broker`` or ``omopfed``. This also catches an import the
+    parse above cannot see, such as ``importlib.import_module("trust_worker.x")``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_OMOP, *sorted(FORBIDDEN["omop"])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
