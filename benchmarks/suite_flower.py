@@ -1,9 +1,9 @@
 """The Flower job: mean and sd of six measurements over 2 and 5 trusts, timed as a whole command.
 
-``omopfed hub submit --sql-file examples/flower-six-features.sql --numeric <six columns> --json``, run as a
-subprocess exactly as a researcher would, against trusts of 100,000 synthetic persons. The command's wall
-time is split using the report it prints: ``created_at`` → ``finalized_at`` is the federated work; the
-rest is the command's own start-up, settings, submission and output.
+``omopfed hub submit --sql-file omopfed/examples/flower-six-features.sql --numeric <six columns> --json``,
+run as a subprocess exactly as a researcher would, against trusts of 100,000 synthetic persons. The
+command's wall time is split using the report it prints: ``created_at`` → ``finalized_at`` is the
+federated work; the rest is the command's own start-up, settings, submission and output.
 
 Skipped, with the reason recorded, when the installed ``omopfed hub submit`` has no ``--numeric`` option.
 """

@@ -52,8 +52,9 @@ TLS_QUERY = {"ssl_cert_reqs": "required", "ssl_ca_certs": spec.REDIS_CA_TARGET, 
 
 DEFAULT_POLICY = """\
 # Trust policy for {trust_id}: owned by the hospital's information-governance team, never by the hub.
-# Every key is documented in examples/trust-policy.toml and docs/query-policy.md. The worker re-reads this
-# file when it starts (docker compose restart trust-worker-{trust_id}); mistakes stop it with a clear error.
+# Every key is documented in omopfed/examples/trust-policy.toml and docs/query-policy.md.
+# The worker re-reads this file when it starts (docker compose restart trust-worker-{trust_id});
+# mistakes stop it with a clear error.
 threshold = 10
 statement_timeout_s = 30
 lock_timeout_s = 5

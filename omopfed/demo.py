@@ -26,7 +26,7 @@ from omop.settings import load
 from omopfed import stack as stack_mod
 from trust_worker.concepts import CT_SPLEEN, GI_BLEED
 
-#: The example queries and policy, shipped inside the package (the repository's examples/ is a copy).
+#: The example queries and policy, shipped inside the package (the only copy).
 EXAMPLES = files("omopfed") / "examples"
 FLOWER_SQL = (EXAMPLES / "flower-six-features.sql").read_text(encoding="utf-8")
 

@@ -20,7 +20,7 @@ from tests.omopfed.deployments import LocalDeployment, running
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 SQL = "SELECT person_id FROM person"
-SIX = "examples/flower-six-features.sql"
+SIX = "omopfed/examples/flower-six-features.sql"
 
 
 @pytest.fixture(scope="module", params=["local"])

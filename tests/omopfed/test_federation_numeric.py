@@ -16,7 +16,7 @@ from tests.cli_runner import assert_no_traceback, hub_submit_json, run_omopfed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-FLOWER_SQL = (Path(__file__).parents[2] / "examples" / "flower-six-features.sql").read_text()
+FLOWER_SQL = (Path(__file__).parents[2] / "omopfed" / "examples" / "flower-six-features.sql").read_text()
 FEATURES = ["age", "bmi", "systolic_bp", "diastolic_bp", "ldl_cholesterol", "hba1c"]
 
 

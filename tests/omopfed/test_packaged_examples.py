@@ -1,8 +1,8 @@
-"""The example files ship inside the package; the repository's ``examples/`` is an exact copy for users.
+"""The example files ship inside the package, the only copy of them.
 
-``omopfed/examples/`` is the source: the demo reads it with ``importlib.resources`` (so it works from a wheel
-or the Docker image, which have no ``examples/``), and ``[tool.setuptools.package-data]`` puts it in the
-wheel. The README and the docs point users of a checkout at ``examples/``, so that copy must never drift.
+The demo reads ``omopfed/examples/`` with ``importlib.resources`` (so it works from a wheel or the Docker
+image, which have no repository tree), ``[tool.setuptools.package-data]`` puts it in the wheel, and the
+README's commands use the same files from a checkout.
 """
 
 from __future__ import annotations
@@ -14,21 +14,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGED = REPO / "omopfed" / "examples"
-COPY = REPO / "examples"
 
 
 def _names(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir() if p.is_file()}
-
-
-def test_examples_copy_equals_the_packaged_source() -> None:
-    assert _names(PACKAGED), "omopfed/examples/ is empty"
-    assert _names(COPY) == _names(PACKAGED), (
-        "examples/ must hold exactly the files of omopfed/examples/ (the source): "
-        "cp omopfed/examples/* examples/"
-    )
-    differ = sorted(n for n in _names(PACKAGED) if (COPY / n).read_bytes() != (PACKAGED / n).read_bytes())
-    assert differ == [], f"examples/ differs from omopfed/examples/ (the source) in {differ}"
 
 
 def test_every_packaged_example_is_package_data() -> None:
