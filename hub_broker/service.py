@@ -2,7 +2,8 @@
 
 ``hub_broker.api`` is the thin route layer over this (FastAPI, run by ``omopfed hub serve``); everything
 that decides something is here, in :class:`HubService`, built with its settings and store injected, and
-raises :class:`Refusal` (an HTTP status and a one-line ``detail``) for every request it will not serve.
+raises :class:`omop.errors.RequestRefused` (``Refusal`` here: an HTTP status and a one-line
+``detail``) for every request it will not serve.
 
 A query submitted through the service goes through exactly the path of ``omopfed hub submit``:
 ``hub_broker.submit.submit`` pre-checks the SQL, records the query (with its owner, in the same
@@ -34,20 +35,12 @@ from hub_broker.settings import HubSettings
 from hub_broker.store import HubStore
 from hub_broker.submit import submit
 from omop.errors import OmopFedError, UsageError, first_invalid
+from omop.errors import RequestRefused as Refusal
 from omop.numeric_spec import NumericRequest
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_LIST_LIMIT = 500
 UNKNOWN_QUERY = "unknown query id"
-
-
-class Refusal(Exception):
-    """A request the service does not serve: the HTTP status and a one-line ``detail`` for the researcher."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = " ".join(detail.split())
 
 
 class SubmitBody(BaseModel):

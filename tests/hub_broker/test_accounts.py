@@ -177,3 +177,32 @@ def test_query_lists_show_own_queries_and_admins_all(tmp_path: Path) -> None:
     assert len(accounts.queries_of(admin, limit=2, offset=0)) == 2
     assert len(accounts.queries_of(admin, limit=10, offset=3)) == 1
     assert accounts.owner_of("q1") == bob.user_id and accounts.owner_of("q3") is None
+
+
+def test_the_service_parses_bodies_and_limits_their_size_without_a_server(tmp_path: Path) -> None:
+    from hub_broker.service import HubService
+    from hub_broker.settings import HubSettings
+    from omop.errors import RequestRefused as Refusal
+
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    service = HubService(
+        HubSettings(hub_store_url=store.url, hub_keys_dir=tmp_path), store, max_body_bytes=100
+    )
+    body = service.parse_submission(b'{"sql": "SELECT person_id FROM person", "project": "p1"}')
+    assert body.project == "p1" and body.trusts is None and body.numeric is None
+    for raw, status in ((b"x" * 101, 413), (b"[]", 400), (b'{"sql": "", "project": "p"}', 400)):
+        with pytest.raises(Refusal) as refused:
+            service.parse_submission(raw)
+        assert refused.value.status == status
+    service.check_size("100")
+    with pytest.raises(Refusal) as refused:
+        service.check_size("101")
+    assert refused.value.status == 413
+    with pytest.raises(Refusal) as refused:
+        service.authenticate("Bearer " + new_token())
+    assert refused.value.status == 401
+    token = Accounts(store).add_user("alice")
+    who = service.authenticate(f"Bearer {token}")
+    with pytest.raises(Refusal) as refused:  # not a member: refused before anything is checked or recorded
+        service.submit(who, body)
+    assert refused.value.status == 403 and store.count_queries() == 0
