@@ -237,3 +237,17 @@ def test_the_openapi_schema_and_health_are_served(service: Service) -> None:
     body = schema["paths"]["/v1/queries"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"sql", "project"} <= set(body["required"])
     assert httpx.get(f"{service.url}/healthz", timeout=10).json() == {"status": "ok"}
+
+
+def test_numeric_statistics_through_the_service(service: Service) -> None:
+    numeric = {"columns": ["year_of_birth"], "histograms": {}}
+    with service.client("bob") as bob:
+        response = bob.post("/v1/queries", json={"sql": ALL_SQL, "project": "gi-bleed", "numeric": numeric})
+        assert response.status_code == 202, response.text
+        report = _report(bob, response.json()["query_id"])
+        assert report["status"] == "complete"
+        assert report["federated"]["numeric"]["year_of_birth"]["n"] == report["federated"]["person_count"]
+        before = service.recorded()
+        wrong = {"sql": ALL_SQL, "project": "gi-bleed", "numeric": {"columns": ["nosuch"], "histograms": {}}}
+        _refused(bob.post("/v1/queries", json=wrong), 400, "no output column")
+    assert service.recorded() == before
