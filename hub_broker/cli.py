@@ -1,4 +1,5 @@
-"""``omopfed hub ...``: submit, reducer, status, result, redis-acl. Thin wrappers over the hub modules."""
+"""``omopfed hub ...``: submit, reducer, status, result, redis-acl, serve, user, project. Thin wrappers over
+the hub modules."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hub_broker.accounts_cli import project_app, user_app
 from hub_broker.display import progress_table, render_report
 from hub_broker.finalize import finalize_if_due
 from hub_broker.report import EXIT_CODES, query_report
@@ -23,6 +25,8 @@ from omop.states import QueryStatus
 from omop.user_input import read_text
 
 app = typer.Typer(no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(project_app, name="project")
 out = Console()
 err = Console(stderr=True)
 
@@ -222,3 +226,19 @@ def redis_acl_cmd(
     err.print(
         f"wrote {path} ({len(ids)} trust user(s) + hub); passwords in {out_dir}/*.redis-password (0600)"
     )
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put TLS in front of it)."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    store_url: str | None = typer.Option(None, "--store", help="Hub store URL (OMOPFED_HUB_STORE_URL)."),
+    loglevel: str = typer.Option("info", "--loglevel", help="uvicorn's log level."),
+) -> None:
+    """Run the hub service: researchers submit and read queries over HTTP with a personal token.
+
+    The reducer (``omopfed hub reducer``) runs beside it, as its own process, on the same store.
+    """
+    from hub_broker.api import serve
+
+    serve(_settings(hub_store_url=store_url), host=host, port=port, log_level=loglevel.lower())

@@ -14,7 +14,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -109,6 +122,46 @@ class RefusedMessage(Base):
     trust_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class User(Base):
+    """A researcher or administrator of the hub service (``hub_broker.accounts``); only the token's hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(_UTCDateTime(), default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(_UTCDateTime(), default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.project_id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class QueryOwner(Base):
+    """Who submitted a query through the hub service (queries submitted on the hub host have none).
+
+    A table of its own rather than a column of ``queries``: a store created before accounts existed gets it
+    from ``create_all`` without a migration.
+    """
+
+    __tablename__ = "query_owners"
+
+    query_id: Mapped[str] = mapped_column(ForeignKey("queries.query_id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
 class HubStore:
     """Opens the database and creates the tables; every method is one short transaction."""
 
@@ -148,7 +201,10 @@ class HubStore:
         deadline_at: datetime,
         kind: TaskKind = TaskKind.COHORT_STATS,
         options: dict[str, Any] | None = None,
+        submitted_by: int | None = None,
     ) -> None:
+        """Record a query, every addressed trust ``pending``; ``submitted_by`` (a user id) in the same
+        transaction, so a query of the hub service is never without its owner."""
         with self.session() as s:
             q = Query(
                 query_id=query_id,
@@ -161,6 +217,9 @@ class HubStore:
             )
             q.answers = [TrustAnswer(trust_id=t) for t in trusts]
             s.add(q)
+            if submitted_by is not None:
+                s.flush()
+                s.add(QueryOwner(query_id=query_id, user_id=submitted_by))
 
     def remember_tasks(self, query_id: str, wires: dict[str, dict[str, Any]]) -> None:
         with self.session() as s:
@@ -190,6 +249,10 @@ class HubStore:
     def get(self, query_id: str) -> Query | None:
         with self.session() as s:
             return s.get(Query, query_id)
+
+    def count_queries(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Query)) or 0)
 
     def recent(self, limit: int = 20) -> list[Query]:
         with self.session() as s:

@@ -86,8 +86,11 @@ def submit(
     project_id: str = "default",
     kind: TaskKind = TaskKind.COHORT_STATS,
     numeric: NumericRequest | None = None,
+    submitted_by: int | None = None,
 ) -> Submission:
     """Pre-check, record and publish one query; ``numeric`` adds numeric statistics to the cohort's.
+
+    ``submitted_by`` is the hub service's user id of the researcher, recorded with the query.
 
     ``kind`` is what the hub store records about the query; the tasks carry the request itself.
     """
@@ -141,6 +144,7 @@ def submit(
             deadline_at=deadline,
             kind=kind,
             options=options,
+            submitted_by=submitted_by,
         )
         store.remember_tasks(
             query_id, {t: signed.to_wire() for t, signed in zip(targets, tasks, strict=True)}

@@ -23,7 +23,9 @@ The classes, where they are raised, and their exit codes (README.md, "Exit codes
     ├── SchemaMissingError         schema omop or some of its tables do not exist (trust_worker.schema_checks)
     ├── DataPresentError           the omop tables hold rows, --replace not given (trust_worker.data_loading)
     ├── KeyFileError               a key file missing, unreadable, too open, corrupt, in conflict (omop.keys)
-    └── LocalServiceError          an embedded server would not start or stop (omopfed.localservices)
+    ├── LocalServiceError          an embedded server would not start or stop (omopfed.localservices)
+    └── RequestRefused             a request the hub service does not serve, with its HTTP status
+                                   (hub_broker.service; it never reaches a command line)
 
 The modules named keep importing (and re-exporting) their classes, so ``from omop.keys import KeyFileError``
 still works. Codes 3 and 4 are not errors: they are the outcome of a query (``ExitCode``).
@@ -216,6 +218,16 @@ class KeyFileError(OmopFedError):
 
 class LocalServiceError(OmopFedError):
     """A local server could not be started or stopped; the message says why in one line."""
+
+
+class RequestRefused(OmopFedError):
+    """A request the hub service does not serve (``hub_broker.service``): ``status`` is the HTTP status
+    (401, 403, 404, 400, 413, 503) and ``detail`` the one-line ``{"detail": ...}`` the researcher gets."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = " ".join(detail.split())
+        super().__init__(self.detail)
 
 
 def first_line(exc: BaseException) -> str:

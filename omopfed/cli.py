@@ -58,7 +58,9 @@ def _mount_hub() -> None:
         from hub_broker.cli import app as hub_app
     except ImportError:  # pragma: no cover - a trust-only installation
         return
-    app.add_typer(hub_app, name="hub", help="What the hub runs: submit, reducer, status, results.")
+    app.add_typer(
+        hub_app, name="hub", help="What the hub runs: submit, reducer, status, results, service, accounts."
+    )
 
 
 def _mount_keys() -> None:
