@@ -38,7 +38,9 @@ pytestmark = pytest.mark.services
 
 T = 10
 LIMITS = TrustPolicy().limits()
-FLOWER_SQL = (Path(__file__).resolve().parents[2] / "examples" / "flower-six-features.sql").read_text()
+FLOWER_SQL = (
+    Path(__file__).resolve().parents[2] / "omopfed" / "examples" / "flower-six-features.sql"
+).read_text()
 FEATURES = ("age", "bmi", "systolic_bp", "diastolic_bp", "ldl_cholesterol", "hba1c")
 GRIDS = {
     "bmi": HistogramSpec(lower=15, upper=45, bins=10),

@@ -16,7 +16,7 @@ from trust_worker.executor import ReaderExecutor
 from trust_worker.pipeline import answer_cohort, release_figures
 from trust_worker.policy_file import PrivacyPolicy, TrustPolicy
 
-FLIP_EXAMPLE = (Path(__file__).parents[2] / "examples" / "ct-spleen.sql").read_text()
+FLIP_EXAMPLE = (Path(__file__).parents[2] / "omopfed" / "examples" / "ct-spleen.sql").read_text()
 
 
 def figures(person_count: int, row_count: int, t: int = 10) -> dict[str, object]:

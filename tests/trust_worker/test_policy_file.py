@@ -11,7 +11,7 @@ from omop.errors import UsageError
 from omop.sql_policy import QueryRejected, validate
 from trust_worker.policy_file import TrustPolicy, load_policy
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trust-policy.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "omopfed" / "examples" / "trust-policy.toml"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
